@@ -1,0 +1,32 @@
+"""gumbelkit: gradient estimators for categorical variables, numerically safe and tested.
+
+The public face: everything here is re-exported from its own module (DESIGN.md section 2).
+"""
+
+from . import distributions, exact, nn, schedules
+from ._validate import set_validation, validation_enabled
+from .estimators import ESTIMATORS
+from .expectation import expectation, sample
+from .noise import conditional_gumbel, gumbel_noise
+from .sampling import gumbel_max, gumbel_softmax, gumbel_topk, relaxed_bernoulli, softmax_t
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ESTIMATORS",
+    "conditional_gumbel",
+    "distributions",
+    "exact",
+    "expectation",
+    "gumbel_max",
+    "gumbel_noise",
+    "gumbel_softmax",
+    "gumbel_topk",
+    "nn",
+    "relaxed_bernoulli",
+    "sample",
+    "schedules",
+    "set_validation",
+    "softmax_t",
+    "validation_enabled",
+]

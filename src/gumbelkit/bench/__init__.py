@@ -1,0 +1,1 @@
+"""Benchmarks: the diagnostic problems, and (later) kernel speed and published protocols."""

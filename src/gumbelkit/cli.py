@@ -1,0 +1,141 @@
+"""The ``gumbelkit`` command.
+
+``gumbelkit lab``: run the lab's experiments and write the report that answers the seed question.
+``gumbelkit compare``: every estimator's gradient against the exact one on a small problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import torch
+
+from . import exact
+from .bench.problems import PROBLEMS, make_problem
+from .estimators import ESTIMATORS
+
+T = TypeVar("T")
+
+COLUMNS = ("estimator", "bias", "bias_se", "variance", "mse", "cosine", "snr", "seconds")
+
+
+def progress(items: Sequence[T], description: str) -> Iterator[T]:
+    """A tqdm progress bar on stderr; plain lines when tqdm (the ``lab`` extra) is absent."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        for i, item in enumerate(items, 1):
+            print(f"{description} [{i}/{len(items)}] {item}", file=sys.stderr)
+            yield item
+        return
+    bar = tqdm(items, desc=description, unit="estimator", file=sys.stderr)
+    for item in bar:
+        bar.set_postfix_str(str(item))
+        yield item
+
+
+def format_table(rows: Iterable[dict[str, Any]]) -> str:
+    """A Markdown table of compare's rows."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for row in rows:
+        cells = [row["estimator"]] + [f"{row[c]:.4g}" for c in COLUMNS[1:-1]]
+        cells.append(f"{row['seconds'] * 1e3:.3g} ms")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    problem = make_problem(args.problem, seed=args.seed, power=args.power)
+    names = args.estimators.split(",") if args.estimators else list(ESTIMATORS)
+    for name in names:
+        if name not in ESTIMATORS:
+            raise SystemExit(f"unknown estimator {name!r}; known: {', '.join(ESTIMATORS)}")
+    generator = torch.Generator().manual_seed(args.seed)
+    options = {"gr": {"k": args.k}, "gst": {"gap": args.gap}}
+    rows = []
+    for name in progress(names, "estimators"):
+        n_samples = max(args.samples, 2) if name == "rloo" else args.samples
+        rows += exact.compare(problem.f, problem.logits, [name], n_draws=args.draws,
+                              tau=args.tau, n_samples=n_samples, generator=generator,
+                              options=options)
+    gradient = exact.exact_gradient(problem.f, problem.logits)
+    print(f"problem: {problem.name}: {problem.description}")
+    print(f"tau = {args.tau:g}, {args.draws} draws of each estimate, n_samples = {args.samples} "
+          f"(rloo: at least 2), seed {args.seed}, gr k = {args.k}, gst gap = {args.gap:g}")
+    print(f"exact gradient norm: {float(gradient.norm()):.4g}\n")
+    print(format_table(rows))
+    print("\nbias: ||mean estimate - exact gradient||; bias_se: its Monte Carlo noise floor "
+          "sqrt(variance / draws); variance: sum of per-coordinate variances; cosine: mean "
+          "cosine to the exact gradient; seconds: per estimate, forward and backward")
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"problem": problem.name, "rows": rows}, out, indent=2)
+    return 0
+
+
+def lab_command(args: argparse.Namespace) -> int:
+    from .lab import EXPERIMENTS  # needs the lab extra
+    from .lab.runner import run_lab
+
+    budget = "full" if args.full else "tiny" if args.smoke else "quick"
+    only = args.only.split(",") if args.only else None
+    overrides = {"data_dir": args.data_dir} if args.data_dir else {}
+    try:
+        paths = run_lab(args.out, EXPERIMENTS, budget=budget, only=only, device=args.device,
+                        overrides=overrides, command="gumbelkit " + " ".join(sys.argv[1:]))
+    except KeyboardInterrupt:
+        return 130
+    answer = paths["markdown"].read_text().split("## The answer", 1)[1].split("<a id=", 1)[0]
+    print("The answer\n" + answer.strip())
+    print(f"\nreport: {paths['html']} (also {paths['markdown'].name}, {paths['results'].name})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gumbelkit", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    lab = commands.add_parser("lab", help="run the experiments and write the report that "
+                              "answers when Gumbel noise helps over softmax with temperature")
+    lab.add_argument("--out", default="lab-report", help="output directory (default lab-report)")
+    lab.add_argument("--full", action="store_true", help="paper-scale budgets (hours)")
+    lab.add_argument("--smoke", action="store_true", help="seconds-long budgets, for testing")
+    lab.add_argument("--only", default="", help="comma-separated experiment ids, e.g. E4,E5")
+    lab.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    lab.add_argument("--data-dir", default="",
+                     help="Fashion-MNIST idx files (default /usr/share/datasets/fashion-mnist)")
+    lab.set_defaults(handler=lab_command)
+    compare = commands.add_parser(
+        "compare", help="bias, variance, cosine and cost of every estimator's gradient "
+        "against the exact gradient on a small problem")
+    compare.add_argument("--problem", choices=sorted(PROBLEMS), default="toy")
+    compare.add_argument("--tau", type=float, default=1.0, help="temperature (default 1)")
+    compare.add_argument("--draws", type=int, default=1000,
+                         help="independent gradient estimates per estimator (default 1000)")
+    compare.add_argument("--samples", type=int, default=1,
+                         help="samples per estimate (n_samples; rloo uses at least 2)")
+    compare.add_argument("--estimators", default="",
+                         help="comma-separated names (default: all of gk.ESTIMATORS)")
+    compare.add_argument("--power", type=float, default=2.0, help="p of the poly problem")
+    compare.add_argument("--k", type=int, default=10, help="gr: conditional samples")
+    compare.add_argument("--gap", type=float, default=1.0, help="gst: gap")
+    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--json", default="", help="also write the rows to this JSON file")
+    compare.set_defaults(handler=compare_command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ValueError, TypeError) as error:
+        print(f"gumbelkit: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

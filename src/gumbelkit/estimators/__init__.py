@@ -1,0 +1,55 @@
+"""The estimators, one module per family, and the registry ``ESTIMATORS`` (name -> estimator)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from .base import Estimator, PathwiseEstimator, ScoreFunctionEstimator
+from .gumbel_rao import GumbelRao
+from .reinmax import ReinMax
+from .relaxed import GumbelSoftmax, Softmax
+from .score_function import LeaveOneOut, Reinforce
+from .straight_through import (
+    ArgmaxStraightThrough,
+    GappedStraightThrough,
+    StraightThrough,
+    StraightThroughGumbel,
+)
+
+__all__ = [
+    "ESTIMATORS",
+    "Estimator",
+    "PathwiseEstimator",
+    "ScoreFunctionEstimator",
+    "get_estimator",
+]
+
+ESTIMATORS: Mapping[str, Estimator] = MappingProxyType(
+    {
+        estimator.name: estimator
+        for estimator in (
+            Softmax(),
+            ArgmaxStraightThrough(),
+            GumbelSoftmax(),
+            StraightThroughGumbel(),
+            StraightThrough(),
+            GumbelRao(),
+            GappedStraightThrough(),
+            ReinMax(),
+            Reinforce(),
+            LeaveOneOut(),
+        )
+    }
+)
+
+
+def get_estimator(name: str | Estimator) -> Estimator:
+    """The registered estimator called ``name`` (an Estimator instance is returned as is)."""
+    if isinstance(name, Estimator):
+        return name
+    try:
+        return ESTIMATORS[name]
+    except (KeyError, TypeError):
+        known = ", ".join(repr(n) for n in ESTIMATORS)
+        raise ValueError(f"unknown estimator {name!r}; known estimators: {known}") from None

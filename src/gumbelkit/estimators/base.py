@@ -1,0 +1,144 @@
+"""What every estimator is: a way to differentiate E_{c ~ softmax(logits)}[f(c)].
+
+Two families share this interface:
+
+- pathwise estimators build a differentiable stand-in for the sample (soft, or hard with a
+  surrogate gradient) and let autograd carry ``f``'s gradient through it;
+- score-function estimators sample exactly and weight ``grad log p(c)`` by ``f(c)``.
+
+:meth:`Estimator.expectation` is the one objective they all serve (DESIGN.md section 2).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+import torch
+
+from .._ops import expand_samples, one_hot, upcast
+from ..sampling import sample_index
+
+ObjectiveFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def evaluate(f: ObjectiveFn, samples: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Call ``f`` on samples of shape ``(n, *logits.shape)`` and check what it returns."""
+    values = f(samples)
+    n = samples.shape[0]
+    allowed = [(n,)]
+    if logits.dim() >= 2:
+        allowed.append((n, logits.shape[0]))
+    if not isinstance(values, torch.Tensor) or tuple(values.shape) not in allowed:
+        got = tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
+        raise ValueError(
+            f"f must return a tensor of shape (n_samples,) = {allowed[0]}"
+            + (f" or (n_samples, B) = {allowed[1]}" if len(allowed) > 1 else "")
+            + f" (one value per sample, or per sample and row of logits), got {got}"
+        )
+    return values
+
+
+class Estimator(ABC):
+    """A gradient estimator for categorical variables. Subclasses set the class attributes."""
+
+    name: ClassVar[str]
+    noise: ClassVar[str]  # "none", "gumbel" or "sampling"
+    pathwise: ClassVar[bool]
+    min_samples: ClassVar[int] = 1
+    defaults: ClassVar[Mapping[str, Any]] = {}
+
+    def check_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Fill in defaults; reject options this estimator does not take, or bad values."""
+        unknown = sorted(set(options) - set(self.defaults))
+        if unknown:
+            accepted = ", ".join(sorted(self.defaults)) or "none"
+            raise ValueError(
+                f"estimator {self.name!r} takes no option {', '.join(map(repr, unknown))}; "
+                f"options it accepts: {accepted}"
+            )
+        resolved = {**self.defaults, **options}
+        self.validate_options(resolved)
+        return resolved
+
+    def validate_options(self, options: dict[str, Any]) -> None:  # noqa: B027 (optional hook)
+        """Raise ValueError for a bad option value (only estimators with options override it)."""
+
+    @abstractmethod
+    def expectation(
+        self,
+        f: ObjectiveFn,
+        logits: torch.Tensor,
+        n_samples: int,
+        tau: float,
+        dim: int,
+        generator: torch.Generator | None,
+        **options: Any,
+    ) -> torch.Tensor:
+        """Mean of ``f`` over ``n_samples`` samples; its gradient is this estimator's.
+
+        ``logits`` are validated, ``dim`` is non-negative and ``options`` checked by the caller.
+        """
+
+    def __repr__(self) -> str:
+        return f"<estimator {self.name!r}>"
+
+
+class PathwiseEstimator(Estimator):
+    """An estimator with a differentiable sample: subclasses implement :meth:`relax`."""
+
+    pathwise = True
+
+    @abstractmethod
+    def relax(
+        self,
+        logits: torch.Tensor,
+        tau: float,
+        dim: int,
+        generator: torch.Generator | None,
+        **options: Any,
+    ) -> torch.Tensor:
+        """The differentiable sample for float32/float64 ``logits`` (validated), same shape."""
+
+    def expectation(self, f, logits, n_samples, tau, dim, generator, **options):
+        batch = expand_samples(upcast(logits), n_samples)
+        samples = self.relax(batch, tau, dim + 1, generator, **options).to(logits.dtype)
+        return evaluate(f, samples, logits).mean(0)
+
+
+class ScoreFunctionEstimator(Estimator):
+    """REINFORCE-style estimators: subclasses implement :meth:`advantages`.
+
+    The surrogate ``mean_s[f_s + A_s * (log p_s - stop_gradient(log p_s))]`` has the value
+    ``mean_s f_s`` exactly, the pathwise gradient of ``f`` to its own parameters, and the gradient
+    ``mean_s A_s * grad log p_s`` to the logits, where ``log p_s`` is the log-probability of the
+    whole sample for a scalar ``f`` and of each row for a per-row ``f``.
+    """
+
+    pathwise = False
+    noise = "sampling"
+
+    @abstractmethod
+    def advantages(self, values: torch.Tensor, **options: Any) -> torch.Tensor:
+        """Weights ``A_s`` of the score for detached values of shape ``(n, ...)``."""
+
+    def expectation(self, f, logits, n_samples, tau, dim, generator, **options):
+        x = upcast(logits)
+        batch = expand_samples(x, n_samples)
+        index = sample_index(batch, dim + 1, generator)
+        samples = one_hot(index, batch, dim + 1)
+        values = evaluate(f, samples.to(logits.dtype), logits)
+        log_p = torch.log_softmax(x, dim).unsqueeze(0).expand_as(batch)
+        log_p = log_p.gather(dim + 1, index.unsqueeze(dim + 1)).squeeze(dim + 1)
+        if values.dim() == 2:  # per row: row b's own log-probability
+            if dim == 0:
+                raise ValueError(
+                    "a per-row f needs the rows along the first dimension of logits, "
+                    "but dim=0 is the category dimension"
+                )
+            log_p = log_p.flatten(2).sum(2)
+        else:
+            log_p = log_p.flatten(1).sum(1)
+        weights = self.advantages(values.detach(), **options).to(log_p.dtype)
+        return (values + weights * (log_p - log_p.detach())).mean(0)

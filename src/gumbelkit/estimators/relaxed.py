@@ -1,0 +1,41 @@
+"""Relaxed (soft) estimators: the forward value is a point of the simplex, not a category.
+
+``softmax``: ``y = softmax(logits / tau)``, no noise, exact gradient of ``y``. This is the seed
+thread's "softmax with temperature": it differentiates ``f(E-ish[c])``, not ``E[f(c)]``.
+
+``gs``: Gumbel-Softmax / Concrete (Jang, Gu and Poole 2017, "Categorical Reparameterization with
+Gumbel-Softmax"; Maddison, Mnih and Teh 2017, "The Concrete Distribution"):
+``y = softmax((logits + G) / tau)``, G ~ Gumbel(0, 1), reparameterized gradient
+``d f(y) / d logits``. As tau -> 0 the samples become one-hot draws of Categorical(softmax(logits)).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..noise import gumbel_noise
+from ..sampling import perturbed_softmax
+from .base import PathwiseEstimator
+
+
+class Softmax(PathwiseEstimator):
+    """``softmax(logits / tau)``: deterministic, the exact gradient of that relaxation."""
+
+    name = "softmax"
+    noise = "none"
+
+    def relax(self, logits, tau, dim, generator):
+        return torch.softmax(logits / tau, dim)
+
+
+class GumbelSoftmax(PathwiseEstimator):
+    """``softmax((logits + G) / tau)`` with its reparameterized gradient (Jang et al. 2017)."""
+
+    name = "gs"
+    noise = "gumbel"
+    hard = False
+
+    def relax(self, logits, tau, dim, generator):
+        noise = gumbel_noise(logits.shape, dtype=logits.dtype, device=logits.device,
+                             generator=generator)
+        return perturbed_softmax(logits, noise, tau, hard=self.hard, dim=dim)

@@ -1,0 +1,72 @@
+"""``gk.sample`` and ``gk.expectation``: every estimator behind one call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ._ops import upcast
+from ._validate import check_count, check_logits, check_tau
+from .estimators import Estimator, get_estimator
+from .estimators.base import ObjectiveFn
+from .schedules import Schedule
+
+__all__ = ["sample", "expectation"]
+
+
+def sample(
+    logits: torch.Tensor,
+    estimator: str | Estimator = "st-gs",
+    tau: float | Schedule = 1.0,
+    dim: int = -1,
+    *,
+    generator: torch.Generator | None = None,
+    **options: Any,
+) -> torch.Tensor:
+    """A differentiable sample of Categorical(softmax(logits)) along ``dim``.
+
+    The forward value and the gradient are the pathwise ``estimator``'s (see ``gk.ESTIMATORS``);
+    ``options`` are its options (``k`` for ``gr``, ``gap`` for ``gst``). Hard estimators return
+    one-hot values that are exactly 0 and 1 and, whatever tau, follow softmax(logits) (``argmax-st``
+    returns the mode). Score-function estimators have no differentiable sample: use
+    :func:`expectation`.
+    """
+    est = get_estimator(estimator)
+    if not est.pathwise:
+        raise ValueError(
+            f"{est.name!r} is a score-function estimator: it has no differentiable sample. "
+            f"Use gk.expectation(f, logits, estimator={est.name!r}, n_samples=...), which "
+            "differentiates the expected value of f"
+        )
+    dim = check_logits(logits, dim)
+    tau = check_tau(tau)
+    opts = est.check_options(options)
+    return est.relax(upcast(logits), tau, dim, generator, **opts).to(logits.dtype)
+
+
+def expectation(
+    f: ObjectiveFn,
+    logits: torch.Tensor,
+    estimator: str | Estimator = "st-gs",
+    n_samples: int = 1,
+    tau: float | Schedule = 1.0,
+    dim: int = -1,
+    *,
+    generator: torch.Generator | None = None,
+    **options: Any,
+) -> torch.Tensor:
+    """Monte Carlo estimate of ``E_{c ~ softmax(logits)}[f(c)]`` whose gradient is the estimator's.
+
+    ``f`` receives samples of shape ``(n_samples, *logits.shape)`` and returns shape
+    ``(n_samples,)``, or ``(n_samples, B)`` with ``B = logits.shape[0]`` when entry b depends
+    only on row b. The result is the mean over samples: a scalar, or shape ``(B,)``. Its gradient to
+    ``logits`` and to ``f``'s parameters is the estimator's; score-function estimators use the
+    log-probability of the whole sample for a scalar f, of each row for a per-row f.
+    """
+    est = get_estimator(estimator)
+    dim = check_logits(logits, dim)
+    tau = check_tau(tau)
+    n_samples = check_count(n_samples, f"n_samples for {est.name!r}", minimum=est.min_samples)
+    opts = est.check_options(options)
+    return est.expectation(f, logits, n_samples, tau, dim, generator, **opts)

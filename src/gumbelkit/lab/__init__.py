@@ -1,0 +1,14 @@
+"""The lab: each claim of the seed thread as an experiment with a computed verdict.
+
+``EXPERIMENTS`` maps an id (E1, E2, ...) to its experiment; :func:`gumbelkit.lab.runner.run_lab`
+runs them and writes the report. Needs the ``lab`` extra (matplotlib, tqdm, scipy, scikit-learn).
+"""
+
+from __future__ import annotations
+
+from .e1_gumbel_max import EXPERIMENT as E1
+from .experiment import Experiment
+
+EXPERIMENTS: dict[str, Experiment] = {e.id: e for e in (E1,)}
+
+__all__ = ["EXPERIMENTS", "Experiment"]

@@ -1,0 +1,86 @@
+"""Run records: every finished run of the lab, in an SQLite database in the output directory.
+
+A run is written in its own transaction as soon as it finishes, keyed by (experiment, digest of
+the configuration, run key), so an interrupted lab loses at most the run in flight and the next
+``gumbelkit lab`` with the same configuration reuses everything that finished.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    experiment TEXT NOT NULL,
+    config TEXT NOT NULL,
+    key TEXT NOT NULL,
+    result TEXT NOT NULL,
+    seconds REAL NOT NULL,
+    finished REAL NOT NULL,
+    PRIMARY KEY (experiment, config, key)
+);
+CREATE TABLE IF NOT EXISTS configs (
+    experiment TEXT NOT NULL,
+    config TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (experiment, config)
+);
+"""
+
+
+def encode_key(key: dict[str, Any]) -> str:
+    return json.dumps(key, sort_keys=True)
+
+
+class RunStore:
+    """The SQLite file of run records (one connection, used from one process)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.connection = sqlite3.connect(self.path)
+        with self.connection:
+            self.connection.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def register_config(self, experiment: str, digest: str, body: dict[str, Any]) -> None:
+        with self.connection:
+            self.connection.execute(
+                "INSERT OR IGNORE INTO configs VALUES (?, ?, ?)",
+                (experiment, digest, json.dumps(body, sort_keys=True, default=str)),
+            )
+
+    def get(self, experiment: str, digest: str, key: dict[str, Any]) -> dict[str, Any] | None:
+        row = self.connection.execute(
+            "SELECT result FROM runs WHERE experiment = ? AND config = ? AND key = ?",
+            (experiment, digest, encode_key(key)),
+        ).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def put(self, experiment: str, digest: str, key: dict[str, Any], result: dict[str, Any],
+            seconds: float) -> None:
+        with self.connection:  # one transaction per run
+            self.connection.execute(
+                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
+                (experiment, digest, encode_key(key), json.dumps(result), seconds, time.time()),
+            )
+
+    def seconds(self, experiment: str, digest: str) -> float:
+        """Total recorded compute time of an experiment's runs for one configuration."""
+        row = self.connection.execute(
+            "SELECT COALESCE(SUM(seconds), 0) FROM runs WHERE experiment = ? AND config = ?",
+            (experiment, digest),
+        ).fetchone()
+        return float(row[0])

@@ -1,0 +1,60 @@
+"""``GumbelSoftmax``: a module that turns logits into (differentiable) categorical samples."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ._ops import one_hot
+from ._validate import check_logits, check_tau
+from .estimators import Estimator, get_estimator
+from .expectation import sample
+from .schedules import Schedule
+
+__all__ = ["GumbelSoftmax"]
+
+
+class GumbelSoftmax(nn.Module):
+    """Samples with a pathwise estimator in training mode; returns the one-hot mode in eval mode.
+
+    ``tau`` may be a :class:`~gumbelkit.schedules.Schedule`; the module reads its current value
+    at every call (advance it with ``schedule.step()``). ``sample_in_eval=True`` keeps sampling in
+    eval mode. ``options`` go to the estimator (``k`` for ``gr``, ``gap`` for ``gst``).
+    """
+
+    def __init__(
+        self,
+        estimator: str | Estimator = "st-gs",
+        tau: float | Schedule = 1.0,
+        dim: int = -1,
+        *,
+        sample_in_eval: bool = False,
+        **options: Any,
+    ) -> None:
+        super().__init__()
+        self.estimator = get_estimator(estimator)
+        if not self.estimator.pathwise:
+            raise ValueError(
+                f"{self.estimator.name!r} is a score-function estimator: a module cannot return a "
+                "differentiable sample for it; use gk.expectation"
+            )
+        check_tau(tau)
+        self.tau = tau
+        self.dim = dim
+        self.sample_in_eval = sample_in_eval
+        self.options = self.estimator.check_options(options)
+
+    def forward(
+        self, logits: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        if self.training or self.sample_in_eval:
+            return sample(logits, self.estimator, self.tau, self.dim, generator=generator,
+                          **self.options)
+        dim = check_logits(logits, self.dim)
+        return one_hot(logits.argmax(dim), logits.detach(), dim)
+
+    def extra_repr(self) -> str:
+        options = "".join(f", {k}={v!r}" for k, v in self.options.items())
+        return f"estimator={self.estimator.name!r}, tau={self.tau!r}, dim={self.dim}{options}"

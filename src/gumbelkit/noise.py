@@ -1,0 +1,83 @@
+"""Gumbel noise, and Gumbel noise conditioned on which category wins the argmax.
+
+Gumbel(0, 1) is drawn by inversion, ``g = -log(-log(u))`` with ``u`` uniform: the uniform is
+clamped below at the dtype's smallest normal number (``torch.rand`` can return exactly 0), and
+``torch.rand`` never returns 1, so every draw is finite (in float32: -4.5 <= g <= 16.7).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from ._ops import upcast
+from ._validate import check_tensor, normalize_dim, validation_enabled
+
+__all__ = ["gumbel_noise", "conditional_gumbel"]
+
+
+def gumbel_noise(
+    shape: int | Sequence[int] | torch.Size,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Standard Gumbel noise, G = -log(-log U) with U ~ Uniform(0, 1), finite for every draw.
+
+    Half-precision dtypes are drawn in float32 and rounded; float64 is drawn in float64.
+    """
+    if isinstance(shape, int):
+        shape = (shape,)
+    if not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
+    work = torch.float64 if dtype == torch.float64 else torch.float32
+    u = torch.rand(tuple(shape), dtype=work, device=device, generator=generator)
+    u.clamp_(min=torch.finfo(work).tiny)
+    return u.log_().neg_().log_().neg_().to(dtype)
+
+
+def conditional_gumbel(
+    logits: torch.Tensor,
+    index: torch.Tensor,
+    n: int,
+    dim: int = -1,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``n`` draws of perturbed logits ``v = logits + G`` conditioned on ``argmax(v) == index``.
+
+    The maximum of independent Gumbels ``logits_i + G_i`` is Gumbel(logsumexp(logits)), and given
+    the maximum ``M`` the other ones are Gumbels truncated to lie below it (Maddison, Tarlow and
+    Minka 2014, "A* Sampling"; used by Paulus, Maddison and Krause 2021, "Rao-Blackwellizing the
+    Straight-Through Gumbel-Softmax Gradient Estimator"):
+
+        v_D = logsumexp(logits) + G_D
+        v_i = -log(exp(-v_D) + exp(-(logits_i + G_i)))     for i != D
+
+    Returns a tensor of shape ``(n, *logits.shape)`` in the dtype of ``logits``, without
+    gradient (half precision is computed in float32). Masked (-inf) logits stay -inf. ``index``
+    is a LongTensor with the shape of ``logits`` without ``dim``, and must not pick a masked entry.
+    """
+    logits = check_tensor(logits).detach()
+    dim = normalize_dim(logits, dim)
+    rows = logits.shape[:dim] + logits.shape[dim + 1:]
+    if index.dtype != torch.int64 or index.shape != rows:
+        raise ValueError(
+            f"index must be an int64 tensor of shape {tuple(rows)} (logits without dim), "
+            f"got {index.dtype} of shape {tuple(index.shape)}"
+        )
+    index = index.unsqueeze(dim)
+    if validation_enabled() and torch.isneginf(logits.gather(dim, index)).any():
+        raise ValueError("index picks a masked (-inf) category, which can never win the argmax")
+    x = upcast(logits)
+    noise = gumbel_noise((n, *x.shape), dtype=x.dtype, device=x.device, generator=generator)
+    index = index.unsqueeze(0).expand(n, *index.shape)
+    top = x.logsumexp(dim, keepdim=True) + noise.gather(dim + 1, index)
+    others = -torch.logaddexp(-top, -(x + noise))
+    top, others = top.to(logits.dtype), others.to(logits.dtype)
+    # rounding can make a truncated Gumbel equal to the maximum: keep it strictly below
+    others = torch.minimum(others, torch.nextafter(top, top.new_tensor(-math.inf)))
+    return others.scatter(dim + 1, index, top)

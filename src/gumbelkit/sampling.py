@@ -1,0 +1,167 @@
+"""Sampling primitives: Gumbel-max, Gumbel-top-k, tempered softmax, Gumbel-Softmax, binary Concrete.
+
+Gumbel-max trick: if ``G_i`` are i.i.d. Gumbel(0, 1), ``argmax_i (logits_i + G_i)`` is distributed
+as Categorical(softmax(logits)) (Gumbel 1954; Maddison, Tarlow and Minka 2014). Taking the top k
+instead of the argmax gives k draws without replacement, in sampled order (Kool, van Hoof and
+Welling 2019, "Stochastic Beams and Where to Find Them"). Replacing the argmax by a softmax at
+temperature tau gives the Gumbel-Softmax / Concrete relaxation (Jang, Gu and Poole 2017; Maddison,
+Mnih and Teh 2017).
+
+Every function validates its input (see :mod:`gumbelkit._validate`), computes half precision in
+float32, and returns the dtype of its input. ``-inf`` logits are masks: never sampled.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._ops import compute_dtype, one_hot, replace_gradient, upcast
+from ._validate import check_count, check_logits, check_tau, check_tensor, validation_enabled
+from .noise import gumbel_noise
+from .schedules import Schedule
+
+__all__ = [
+    "gumbel_max",
+    "gumbel_topk",
+    "softmax_t",
+    "gumbel_softmax",
+    "perturbed_softmax",
+    "relaxed_bernoulli",
+]
+
+Tau = float | Schedule
+
+
+def _perturb(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """``logits + G`` with G ~ Gumbel(0, 1), in the compute dtype of ``logits``, no gradient."""
+    logits = upcast(logits.detach())
+    noise = gumbel_noise(logits.shape, dtype=logits.dtype, device=logits.device,
+                         generator=generator)
+    return logits + noise
+
+
+def sample_index(
+    logits: torch.Tensor, dim: int, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Gumbel-max without validation: indices distributed as Categorical(softmax(logits))."""
+    return _perturb(logits, generator).argmax(dim)
+
+
+def gumbel_max(
+    logits: torch.Tensor, dim: int = -1, *, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Exact samples of Categorical(softmax(logits)) along ``dim``, as a LongTensor of indices.
+
+    ``argmax_i (logits_i + G_i)``, G_i ~ Gumbel(0, 1) i.i.d. The result has the shape of ``logits``
+    without ``dim``. Categories with logit ``-inf`` are never chosen.
+    """
+    dim = check_logits(logits, dim)
+    return sample_index(logits, dim, generator)
+
+
+def gumbel_topk(
+    logits: torch.Tensor,
+    k: int,
+    dim: int = -1,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """k draws without replacement from Categorical(softmax(logits)), in sampled order.
+
+    ``topk(logits + G, k)`` (Gumbel-top-k; Kool et al. 2019): the first index is a draw from
+    softmax(logits), the second a draw from the renormalised rest, and so on. The result has the
+    shape of ``logits`` with ``dim`` of size k.
+    """
+    dim = check_logits(logits, dim)
+    k = check_count(k, "k", minimum=0)
+    size = logits.shape[dim]
+    if k > size:
+        raise ValueError(f"k={k} exceeds the number of categories ({size}) along dim={dim}")
+    if validation_enabled() and logits.numel() > 0 and k > 0:
+        unmasked = torch.isfinite(logits).sum(dim)
+        if (unmasked < k).any():
+            raise ValueError(
+                f"k={k} exceeds the number of unmasked (finite) categories in some row "
+                f"(fewest: {int(unmasked.min())}); draws without replacement must stay unmasked"
+            )
+    return _perturb(logits, generator).topk(k, dim).indices
+
+
+def softmax_t(logits: torch.Tensor, tau: Tau = 1.0, dim: int = -1) -> torch.Tensor:
+    """Tempered softmax, ``y_i = exp(logits_i / tau) / sum_j exp(logits_j / tau)``: no noise."""
+    dim = check_logits(logits, dim)
+    tau = check_tau(tau)
+    return torch.softmax(upcast(logits) / tau, dim).to(logits.dtype)
+
+
+def perturbed_softmax(
+    logits: torch.Tensor,
+    noise: torch.Tensor,
+    tau: float = 1.0,
+    hard: bool = False,
+    dim: int = -1,
+) -> torch.Tensor:
+    """Gumbel-Softmax for given noise: ``softmax((logits + noise) / tau)``, no validation.
+
+    With ``hard=True`` the value is ``one_hot(argmax(logits + noise))`` (exactly 0 and 1) and the
+    gradient is the soft sample's (straight-through Gumbel-Softmax, Jang et al. 2017). This is the
+    deterministic core of :func:`gumbel_softmax` and of the ``gs`` and ``st-gs`` estimators.
+    """
+    perturbed = logits + noise
+    soft = torch.softmax(perturbed / tau, dim)
+    if not hard:
+        return soft
+    return replace_gradient(one_hot(perturbed.detach().argmax(dim), soft, dim), soft)
+
+
+def gumbel_softmax(
+    logits: torch.Tensor,
+    tau: Tau = 1.0,
+    hard: bool = False,
+    eps: float = 1e-10,
+    dim: int = -1,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Drop-in for ``torch.nn.functional.gumbel_softmax``: same signature, same distribution.
+
+    ``y = softmax((logits + G) / tau)`` with G ~ Gumbel(0, 1) (Jang et al. 2017; Maddison et al.
+    2017). ``hard=True`` returns ``one_hot(argmax(logits + G))``, exactly 0 and 1, with the
+    gradient of ``y``. ``eps`` is accepted for compatibility and unused, as in torch. Unlike
+    torch's: the noise is always finite, ``generator`` is supported, -inf logits are masks that
+    are never sampled, bad input raises, and half precision is computed in float32.
+    """
+    del eps  # unused, as in torch (deprecated there)
+    dim = check_logits(logits, dim)
+    tau = check_tau(tau)
+    x = upcast(logits)
+    noise = gumbel_noise(x.shape, dtype=x.dtype, device=x.device, generator=generator)
+    return perturbed_softmax(x, noise, tau, hard, dim).to(logits.dtype)
+
+
+def relaxed_bernoulli(
+    logits: torch.Tensor,
+    tau: Tau = 1.0,
+    hard: bool = False,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Binary Concrete (relaxed Bernoulli) sample, ``y = sigmoid((logits + L) / tau)``.
+
+    ``L = G1 - G2`` is Logistic(0, 1) noise (the difference of two Gumbels), so ``logits + L > 0``
+    has probability ``sigmoid(logits)`` (Maddison et al. 2017, section 3.3; Jang et al. 2017).
+    ``hard=True`` returns exactly 0 or 1 with the gradient of ``y``. Here ``logits`` are the
+    log-odds of each element being 1; +-inf are allowed (certain outcomes), NaN is not.
+    """
+    logits = check_tensor(logits)
+    tau = check_tau(tau)
+    if validation_enabled() and torch.isnan(logits).any():
+        raise ValueError("logits contain NaN; check the layer that produced them")
+    x = upcast(logits)
+    gumbels = gumbel_noise((2, *x.shape), dtype=compute_dtype(x), device=x.device,
+                           generator=generator)
+    perturbed = x + (gumbels[0] - gumbels[1])
+    soft = torch.sigmoid(perturbed / tau)
+    if hard:
+        soft = replace_gradient((perturbed.detach() > 0).to(soft.dtype), soft)
+    return soft.to(logits.dtype)

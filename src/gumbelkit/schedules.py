@@ -1,0 +1,118 @@
+"""Temperature schedules.
+
+A schedule is a pure callable ``step -> tau`` that also keeps its own step counter, advanced by
+:meth:`Schedule.step` the way ``torch.optim.lr_scheduler`` schedulers are. Everywhere gumbelkit
+accepts a temperature it accepts a schedule too, and uses the schedule's value at its current step.
+
+The exponential schedule is the one of Jang et al. (2017), "Categorical Reparameterization with
+Gumbel-Softmax", section 4: ``tau = max(tau_min, tau0 * exp(-rate * t))`` with ``t`` the step
+rounded down to a multiple of ``every`` (the paper updates every N steps).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = ["Schedule", "Constant", "Exponential", "Linear", "Cosine"]
+
+
+def _positive(name: str, value: float) -> float:
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+    return value
+
+
+class Schedule:
+    """Base class: subclasses implement :meth:`__call__` (the value at a step)."""
+
+    def __init__(self) -> None:
+        self.last_step = 0
+
+    def __call__(self, step: int) -> float:
+        raise NotImplementedError
+
+    @property
+    def value(self) -> float:
+        """The temperature at the current step."""
+        return self(self.last_step)
+
+    def step(self) -> float:
+        """Advance the step counter by one and return the new temperature."""
+        self.last_step += 1
+        return self.value
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"last_step": self.last_step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.last_step = int(state["last_step"])
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k != "last_step")
+        return f"{type(self).__name__}({fields})"
+
+
+class Constant(Schedule):
+    """``tau(t) = tau``."""
+
+    def __init__(self, tau: float) -> None:
+        super().__init__()
+        self.tau = _positive("tau", tau)
+
+    def __call__(self, step: int) -> float:
+        return self.tau
+
+
+class Exponential(Schedule):
+    """``tau(t) = max(tau_min, tau0 * exp(-rate * every * floor(t / every)))``, Jang et al. 2017."""
+
+    def __init__(self, tau0: float, rate: float, tau_min: float = 0.5, every: int = 1) -> None:
+        super().__init__()
+        self.tau0 = _positive("tau0", tau0)
+        self.tau_min = _positive("tau_min", tau_min)
+        if not math.isfinite(rate) or rate < 0:
+            raise ValueError(f"rate must be a finite number >= 0, got {rate}")
+        if int(every) < 1:
+            raise ValueError(f"every must be an integer >= 1, got {every}")
+        self.rate = float(rate)
+        self.every = int(every)
+
+    def __call__(self, step: int) -> float:
+        t = (step // self.every) * self.every
+        return max(self.tau_min, self.tau0 * math.exp(-self.rate * t))
+
+
+class _Interpolating(Schedule):
+    """From ``tau0`` at step 0 to ``tau_end`` at ``steps``, constant afterwards."""
+
+    def __init__(self, tau0: float, tau_end: float, steps: int) -> None:
+        super().__init__()
+        self.tau0 = _positive("tau0", tau0)
+        self.tau_end = _positive("tau_end", tau_end)
+        if int(steps) < 1:
+            raise ValueError(f"steps must be an integer >= 1, got {steps}")
+        self.steps = int(steps)
+
+    def _shape(self, fraction: float) -> float:
+        """Fraction of the way from tau0 to tau_end, for a fraction of the steps in [0, 1]."""
+        raise NotImplementedError
+
+    def __call__(self, step: int) -> float:
+        fraction = min(max(step, 0), self.steps) / self.steps
+        return self.tau0 + (self.tau_end - self.tau0) * self._shape(fraction)
+
+
+class Linear(_Interpolating):
+    """``tau(t) = tau0 + (tau_end - tau0) * min(t, steps) / steps``."""
+
+    def _shape(self, fraction: float) -> float:
+        return fraction
+
+
+class Cosine(_Interpolating):
+    """``tau(t) = tau_end + (tau0 - tau_end) * (1 + cos(pi * min(t, steps) / steps)) / 2``."""
+
+    def _shape(self, fraction: float) -> float:
+        return (1.0 - math.cos(math.pi * fraction)) / 2.0

@@ -1,0 +1,43 @@
+"""Shared checks for the lab's experiments, at their tiny (seconds-long) budget."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from gumbelkit.lab.experiment import Experiment, Figure, Table, Verdict
+
+
+def run_tiny(experiment: Experiment, tmp_path: Path) -> dict:
+    """Run every run of the tiny budget, then summarise, judge, tabulate and draw.
+
+    Checks the shapes the report relies on and returns the summary.
+    """
+    config = experiment.make_config("tiny")
+    keys = experiment.runs(config)
+    assert keys, "an experiment has at least one run"
+    results = []
+    for key in keys:
+        result = experiment.run(config, key, torch.device("cpu"))
+        json.dumps(result)  # run records are JSON
+        results.append((key, result))
+    again = experiment.run(config, keys[0], torch.device("cpu"))
+    assert json.dumps(again, sort_keys=True) == json.dumps(results[0][1], sort_keys=True), \
+        "a run is deterministic given its key"
+    summary = experiment.summarize(config, results)
+    json.dumps(summary)
+    verdict = experiment.verdict(summary)
+    assert isinstance(verdict, Verdict) and verdict.answer
+    assert isinstance(experiment.setup(config), str)
+    assert experiment.claims and all(c.quote and c.source for c in experiment.claims)
+    for table in experiment.tables(summary):
+        assert isinstance(table, Table)
+        assert all(len(row) == len(table.columns) for row in table.rows)
+    figures = experiment.figures(summary, tmp_path)
+    for figure in figures:
+        assert isinstance(figure, Figure)
+        assert figure.filename.startswith(experiment.id.lower() + "_")
+        assert (tmp_path / figure.filename).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return summary

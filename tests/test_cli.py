@@ -1,0 +1,52 @@
+"""The ``gumbelkit compare`` command and its problems."""
+
+import json
+
+import pytest
+import torch
+
+import gumbelkit as gk
+from gumbelkit.bench.problems import PROBLEMS, make_problem
+from gumbelkit.cli import main
+
+
+@pytest.mark.parametrize("problem", sorted(PROBLEMS))
+def test_compare_prints_a_row_per_estimator(problem, capsys, tmp_path):
+    out = tmp_path / "rows.json"
+    code = main(["compare", "--problem", problem, "--draws", "5", "--json", str(out)])
+    assert code == 0
+    table = capsys.readouterr().out
+    for name in gk.ESTIMATORS:
+        assert f"| {name} |" in table
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["estimator"] for row in rows] == list(gk.ESTIMATORS)
+    assert next(r for r in rows if r["estimator"] == "rloo")["n_samples"] == 2
+
+
+def test_compare_subset_and_options(capsys):
+    assert main(["compare", "--estimators", "gr,gst", "--k", "3", "--gap", "0.5",
+                 "--draws", "3", "--tau", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "| gr |" in out and "| gst |" in out and "| st |" not in out
+    assert "tau = 0.5" in out and "gr k = 3" in out
+
+
+def test_compare_rejects_bad_input(capsys):
+    with pytest.raises(SystemExit):
+        main(["compare", "--estimators", "nope", "--draws", "3"])
+    assert main(["compare", "--tau", "0", "--draws", "3", "--estimators", "st"]) == 2
+    assert "tau must be" in capsys.readouterr().err
+
+
+def test_poly_problem_matches_its_closed_form():
+    """E f = (1/L) sum_l [p_l |1 - 0.45|^p + (1 - p_l) 0.45^p], p_l = P(category 0)."""
+    for power in (1.5, 2.0, 3.0):
+        problem = make_problem("poly", seed=1, power=power)
+        p0 = torch.softmax(problem.logits, -1)[:, 0]
+        closed = (p0 * 0.55**power + (1 - p0) * 0.45**power).mean()
+        assert torch.allclose(gk.exact.expectation(problem.f, problem.logits), closed)
+
+
+def test_unknown_problem():
+    with pytest.raises(ValueError, match="known problems"):
+        make_problem("nope")
