@@ -78,7 +78,8 @@ class GumbelSoftmax(Distribution):
     def expand(self, batch_shape, _instance=None):
         shape = torch.Size(batch_shape) + self.event_shape
         return type(self)(logits=self.logits.expand(shape), tau=self.tau,
-                          estimator=self.estimator, **self.options)
+                          estimator=self.estimator, validate_args=self._validate_args,
+                          **self.options)
 
     def _expanded(self, sample_shape: torch.Size | tuple[int, ...]) -> torch.Tensor:
         return self.logits.expand(self._extended_shape(torch.Size(sample_shape)))
@@ -95,7 +96,8 @@ class GumbelSoftmax(Distribution):
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         """log softmax(logits)[c] for a one-hot ``value`` selecting c."""
         logits, value = torch.broadcast_tensors(self.logits, value)
-        return torch.where(value != 0, value * logits, 0.0).sum(-1)
+        # select before multiplying: 0 * -inf would put NaN into the gradient through value
+        return (value * torch.where(value != 0, logits, 0.0)).sum(-1)
 
     def relaxed_log_prob(self, value: torch.Tensor) -> torch.Tensor:
         """Log-density of a point ``value`` of the open simplex under Concrete(probs, tau)."""
@@ -111,4 +113,4 @@ class GumbelSoftmax(Distribution):
 
     def entropy(self) -> torch.Tensor:
         p = self.probs
-        return -torch.where(p > 0, p * self.logits, 0.0).sum(-1)
+        return -(p * torch.where(p > 0, self.logits, 0.0)).sum(-1)

@@ -30,11 +30,7 @@ MAX_CONFIGURATIONS = 2**20
 
 
 def configurations(
-    n_variables: int,
-    n_categories: int,
-    *,
-    dtype: torch.dtype = torch.float32,
-    device: torch.device | str | None = None,
+    n_variables: int, n_categories: int, *, device: torch.device | str | None = None
 ) -> torch.Tensor:
     """All ``K**L`` indices as a LongTensor of shape ``(K**L, L)``, the last variable fastest."""
     codes = torch.arange(n_categories**n_variables, device=device)
@@ -121,17 +117,21 @@ def compare(
     to its options, e.g. ``{"gr": {"k": 100}}``.
     """
     n_draws = check_count(n_draws, "n_draws", minimum=2)
-    options = options or {}
+    chosen = [get_estimator(name) for name in estimators]
+    settings = {}
+    for estimator in chosen:  # reject bad options before spending time on any estimator
+        check_count(n_samples, f"n_samples for {estimator.name!r}", estimator.min_samples)
+        settings[estimator.name] = (options or {}).get(estimator.name, {})
+        estimator.check_options(settings[estimator.name])
     target = exact_gradient(f, logits).flatten().double()
     rows = []
-    for name in estimators:
-        estimator = get_estimator(name)
+    for estimator in chosen:
         draws = torch.empty(n_draws, target.numel(), dtype=torch.float64)
         start = time.perf_counter()
         for i in range(n_draws):
             leaf = logits.detach().requires_grad_(True)
             value = mc_expectation(f, leaf, estimator, n_samples, tau, generator=generator,
-                                   **options.get(estimator.name, {}))
+                                   **settings[estimator.name])
             (grad,) = torch.autograd.grad(value.sum(), leaf)
             draws[i] = grad.flatten()
         seconds = (time.perf_counter() - start) / n_draws

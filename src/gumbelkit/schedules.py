@@ -12,9 +12,16 @@ rounded down to a multiple of ``every`` (the paper updates every N steps).
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 __all__ = ["Schedule", "Constant", "Exponential", "Linear", "Cosine"]
+
+
+def _count(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
 
 
 def _positive(name: str, value: float) -> float:
@@ -74,10 +81,8 @@ class Exponential(Schedule):
         self.tau_min = _positive("tau_min", tau_min)
         if not math.isfinite(rate) or rate < 0:
             raise ValueError(f"rate must be a finite number >= 0, got {rate}")
-        if int(every) < 1:
-            raise ValueError(f"every must be an integer >= 1, got {every}")
         self.rate = float(rate)
-        self.every = int(every)
+        self.every = _count("every", every)
 
     def __call__(self, step: int) -> float:
         t = (step // self.every) * self.every
@@ -91,9 +96,7 @@ class _Interpolating(Schedule):
         super().__init__()
         self.tau0 = _positive("tau0", tau0)
         self.tau_end = _positive("tau_end", tau_end)
-        if int(steps) < 1:
-            raise ValueError(f"steps must be an integer >= 1, got {steps}")
-        self.steps = int(steps)
+        self.steps = _count("steps", steps)
 
     def _shape(self, fraction: float) -> float:
         """Fraction of the way from tau0 to tau_end, for a fraction of the steps in [0, 1]."""
