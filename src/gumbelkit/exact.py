@@ -71,7 +71,7 @@ def expectation(
     index = configurations(n_variables, n_categories, device=x.device)
     samples = torch.zeros(*index.shape, n_categories, dtype=logits.dtype, device=x.device)
     samples.scatter_(2, index.unsqueeze(2), 1.0)
-    values = evaluate(f, samples, logits)
+    values = evaluate(f, samples, logits, dim=1)
     log_p = torch.log_softmax(x, 1)
     log_p = log_p.gather(1, index.T).T.sum(1)  # (N,): log-probability of each configuration
     weights = log_p.exp().to(values.dtype)

@@ -11,6 +11,7 @@ Two families share this interface:
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -23,12 +24,17 @@ from ..sampling import sample_index
 ObjectiveFn = Callable[[torch.Tensor], torch.Tensor]
 
 
-def evaluate(f: ObjectiveFn, samples: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """Call ``f`` on samples of shape ``(n, *logits.shape)`` and check what it returns."""
+def evaluate(
+    f: ObjectiveFn, samples: torch.Tensor, logits: torch.Tensor, dim: int
+) -> torch.Tensor:
+    """Call ``f`` on samples of shape ``(n, *logits.shape)`` and check what it returns.
+
+    Per-row values ``(n, B)`` need rows along the first dimension of ``logits``, so not ``dim=0``.
+    """
     values = f(samples)
     n = samples.shape[0]
     allowed = [(n,)]
-    if logits.dim() >= 2:
+    if logits.dim() >= 2 and dim != 0:
         allowed.append((n, logits.shape[0]))
     if not isinstance(values, torch.Tensor) or tuple(values.shape) not in allowed:
         got = tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
@@ -104,7 +110,7 @@ class PathwiseEstimator(Estimator):
     def expectation(self, f, logits, n_samples, tau, dim, generator, **options):
         batch = expand_samples(upcast(logits), n_samples)
         samples = self.relax(batch, tau, dim + 1, generator, **options).to(logits.dtype)
-        return evaluate(f, samples, logits).mean(0)
+        return evaluate(f, samples, logits, dim).mean(0)
 
 
 class ScoreFunctionEstimator(Estimator):
@@ -128,17 +134,11 @@ class ScoreFunctionEstimator(Estimator):
         batch = expand_samples(x, n_samples)
         index = sample_index(batch, dim + 1, generator)
         samples = one_hot(index, batch, dim + 1)
-        values = evaluate(f, samples.to(logits.dtype), logits)
+        values = evaluate(f, samples.to(logits.dtype), logits, dim)
         log_p = torch.log_softmax(x, dim).unsqueeze(0).expand_as(batch)
         log_p = log_p.gather(dim + 1, index.unsqueeze(dim + 1)).squeeze(dim + 1)
-        if values.dim() == 2:  # per row: row b's own log-probability
-            if dim == 0:
-                raise ValueError(
-                    "a per-row f needs the rows along the first dimension of logits, "
-                    "but dim=0 is the category dimension"
-                )
-            log_p = log_p.flatten(2).sum(2)
-        else:
-            log_p = log_p.flatten(1).sum(1)
+        # sum the categoricals' log-probabilities within each row, or over the whole sample
+        rows = values.shape
+        log_p = log_p.reshape(*rows, math.prod(log_p.shape[len(rows):])).sum(-1)
         weights = self.advantages(values.detach(), **options).to(log_p.dtype)
-        return (values + weights * (log_p - log_p.detach())).mean(0)
+        return (values + (weights * (log_p - log_p.detach())).to(values.dtype)).mean(0)

@@ -30,7 +30,8 @@ class Reinforce(ScoreFunctionEstimator):
 
     def validate_options(self, options):
         baseline = options["baseline"]
-        if baseline is not None and not isinstance(baseline, numbers.Real | torch.Tensor):
+        if isinstance(baseline, bool) or (
+                baseline is not None and not isinstance(baseline, numbers.Real | torch.Tensor)):
             raise ValueError(
                 f"reinforce option baseline must be None, a number or a tensor, got {baseline!r}"
             )

@@ -72,7 +72,8 @@ class GappedStraightThrough(PathwiseEstimator):
 
     def validate_options(self, options):
         gap = options["gap"]
-        if not isinstance(gap, int | float) or not math.isfinite(gap) or gap <= 0:
+        if isinstance(gap, bool) or not isinstance(gap, int | float) or not math.isfinite(gap) \
+                or gap <= 0:
             raise ValueError(f"gst option gap must be a finite number > 0, got {gap!r}")
 
     def relax(self, logits, tau, dim, generator, gap):
