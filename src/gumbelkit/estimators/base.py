@@ -42,6 +42,8 @@ def evaluate(
             f"f must return a tensor of shape (n_samples,) = {allowed[0]}"
             + (f" or (n_samples, B) = {allowed[1]}" if len(allowed) > 1 else "")
             + f" (one value per sample, or per sample and row of logits), got {got}"
+            + ("; per-row values need the rows along the first dimension of logits, which "
+               "dim=0 makes the category dimension" if dim == 0 and logits.dim() >= 2 else "")
         )
     return values
 
