@@ -7,8 +7,10 @@ runs them and writes the report. Needs the ``lab`` extra (matplotlib, tqdm, scip
 from __future__ import annotations
 
 from .e1_gumbel_max import EXPERIMENT as E1
+from .e2_temperature import EXPERIMENT as E2
+from .e3_expected_loss import EXPERIMENT as E3
 from .experiment import Experiment
 
-EXPERIMENTS: dict[str, Experiment] = {e.id: e for e in (E1,)}
+EXPERIMENTS: dict[str, Experiment] = {e.id: e for e in (E1, E2, E3)}
 
 __all__ = ["EXPERIMENTS", "Experiment"]

@@ -97,6 +97,9 @@ class Experiment(ABC):
     title: ClassVar[str]
     claims: ClassVar[tuple[Claim, ...]]
     config_class: ClassVar[type[ExperimentConfig]]
+    # torch CPU threads for a run; 1 for experiments made of many tiny operations, where extra
+    # threads only add synchronisation; None keeps torch's default
+    threads: ClassVar[int | None] = None
 
     def make_config(self, budget: str = "quick", **overrides: Any) -> ExperimentConfig:
         """The configuration for a budget ("quick", the default lab; "full"; "tiny", for tests)."""

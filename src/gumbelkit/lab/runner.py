@@ -6,7 +6,8 @@ import dataclasses
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,8 @@ def run_lab(
                     result = store.get(experiment.id, digest, key)
                     if result is None:
                         began = time.perf_counter()
-                        result = experiment.run(config, key, torch_device)
+                        with torch_threads(experiment.threads):
+                            result = experiment.run(config, key, torch_device)
                         store.put(experiment.id, digest, key, result, time.perf_counter() - began)
                     else:
                         reused += 1
@@ -111,6 +113,20 @@ def run_lab(
     meta = {"command": command, "machine": machine_description(torch_device),
             "wall_seconds": time.perf_counter() - start, "reused": reused}
     return write_report(out, sections, meta)
+
+
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run the block with ``count`` torch CPU threads (None: leave the setting alone)."""
+    if count is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _short(key: dict[str, Any]) -> str:
