@@ -9,8 +9,10 @@ from __future__ import annotations
 from .e1_gumbel_max import EXPERIMENT as E1
 from .e2_temperature import EXPERIMENT as E2
 from .e3_expected_loss import EXPERIMENT as E3
+from .e5_conditional_generation import EXPERIMENT as E5
+from .e6_next_token import EXPERIMENT as E6
 from .experiment import Experiment
 
-EXPERIMENTS: dict[str, Experiment] = {e.id: e for e in (E1, E2, E3)}
+EXPERIMENTS: dict[str, Experiment] = {e.id: e for e in (E1, E2, E3, E5, E6)}
 
 __all__ = ["EXPERIMENTS", "Experiment"]
