@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from gumbelkit.lab.experiment import Experiment, Figure, Table, Verdict
+from gumbelkit.lab.runner import torch_threads
 
 
 def run_tiny(experiment: Experiment, tmp_path: Path) -> dict:
@@ -19,11 +20,12 @@ def run_tiny(experiment: Experiment, tmp_path: Path) -> dict:
     keys = experiment.runs(config)
     assert keys, "an experiment has at least one run"
     results = []
-    for key in keys:
-        result = experiment.run(config, key, torch.device("cpu"))
-        json.dumps(result)  # run records are JSON
-        results.append((key, result))
-    again = experiment.run(config, keys[0], torch.device("cpu"))
+    with torch_threads(experiment.threads):  # as the runner does
+        for key in keys:
+            result = experiment.run(config, key, torch.device("cpu"))
+            json.dumps(result)  # run records are JSON
+            results.append((key, result))
+        again = experiment.run(config, keys[0], torch.device("cpu"))
     assert json.dumps(again, sort_keys=True) == json.dumps(results[0][1], sort_keys=True), \
         "a run is deterministic given its key"
     summary = experiment.summarize(config, results)
