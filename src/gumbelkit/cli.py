@@ -2,6 +2,7 @@
 
 ``gumbelkit lab``: run the lab's experiments and write the report that answers the seed question.
 ``gumbelkit compare``: every estimator's gradient against the exact one on a small problem.
+``gumbelkit bench poly``: the polynomial programming benchmark of Liu et al. (2023).
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
@@ -95,6 +97,34 @@ def lab_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def bench_poly_command(args: argparse.Namespace) -> int:
+    from .bench.poly import PolyConfig, run_poly  # needs the lab extra
+
+    given = {name: value for name, value in vars(args).items() if value is not None}
+    config = PolyConfig(**{name: given[name] for name in ("steps", "seeds", "gr_k", "device")
+                           if name in given})
+    options = {name: given[name] for name in ("powers", "estimators") if name in given}
+    if "threads" in given:
+        options["threads"] = given["threads"] or None
+    try:
+        done = run_poly(args.out, config, command="gumbelkit " + " ".join(sys.argv[1:]),
+                        **options)
+    except KeyboardInterrupt:
+        return 130
+    print(done["paths"]["markdown"].read_text().split("\n\n![", 1)[0])
+    written = [str(path) for path in done["paths"].values() if isinstance(path, Path)]
+    print(f"\nwrote {', '.join(written)} and {len(done['paths']['figures'])} figure(s); "
+          f"reused {done['reused']} of {len(done['rows'])} results")
+    return 0
+
+
+def comma_list(kind: type[T]) -> Callable[[str], list[T]]:
+    """An argparse type: comma-separated values of ``kind``."""
+    def parse(text: str) -> list[T]:
+        return [kind(item) for item in text.split(",") if item.strip()]
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gumbelkit", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -125,6 +155,26 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--seed", type=int, default=0)
     compare.add_argument("--json", default="", help="also write the rows to this JSON file")
     compare.set_defaults(handler=compare_command)
+
+    bench = commands.add_parser("bench", help="published benchmarks reproduced")
+    benchmarks = bench.add_subparsers(dest="benchmark", required=True)
+    poly = benchmarks.add_parser(
+        "poly", help="polynomial programming (Liu et al. 2023, section 6.1): every estimator "
+        "trained on E|z - 0.45|^p over 128 binary variables")
+    # options left out take the paper's protocol, the defaults of gumbelkit.bench.poly
+    poly.add_argument("--steps", type=int, help="Adam steps (default 8000)")
+    poly.add_argument("--seeds", type=int, help="seeds, trained at once (default 10)")
+    poly.add_argument("--powers", type=comma_list(float),
+                      help="comma-separated p (default 1.5,2,3)")
+    poly.add_argument("--estimators", type=comma_list(str), help="comma-separated names "
+                      "(default reinforce,rloo,st,st-gs,gr,gst,reinmax,softmax)")
+    poly.add_argument("--gr-k", type=int, help="gr: conditional samples (default 100)")
+    poly.add_argument("--out", default="bench-results/poly",
+                      help="output directory (default bench-results/poly)")
+    poly.add_argument("--device", help="cpu (default) or cuda")
+    poly.add_argument("--threads", type=int, help="torch CPU threads (default 1, measured "
+                      "fastest for this workload; 0: torch's default, one per core)")
+    poly.set_defaults(handler=bench_poly_command)
     return parser
 
 

@@ -50,6 +50,12 @@ def quadratic(generator: torch.Generator, **_: float) -> Problem:
                    "4 variables x 5 categories", logits, f)
 
 
+def poly_loss(samples: torch.Tensor, power: float) -> torch.Tensor:
+    """Liu et al. (2023)'s loss ``mean_l |z_l - 0.45|^p`` over the variables (the next-to-last
+    dimension of one-hot samples ``(..., L, 2)``), with ``z_l = 1`` for category 0."""
+    return (samples[..., 0] - 0.45).abs().pow(power).mean(-1)
+
+
 def poly(generator: torch.Generator, power: float = 2.0, **_: float) -> Problem:
     """Polynomial programming of Liu et al. (2023), section 6.1, at 8 variables.
 
@@ -60,7 +66,7 @@ def poly(generator: torch.Generator, power: float = 2.0, **_: float) -> Problem:
     logits = (torch.rand(n_variables, 2, generator=generator, dtype=torch.float64) - 0.5) * 0.02
 
     def f(samples: torch.Tensor) -> torch.Tensor:
-        return (samples[..., 0] - 0.45).abs().pow(power).mean(1)
+        return poly_loss(samples, power)
 
     return Problem("poly", f"f(c) = mean_l |z_l - 0.45|^{power:g}, z_l = [c_l == 0], "
                    "8 variables x 2 categories (Liu et al. 2023)", logits, f)
