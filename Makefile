@@ -2,10 +2,13 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup lint clean
+.PHONY: run test setup data lint clean
 
-run: setup  ## the main job: every estimator against the exact gradient
-	$(BIN)/gumbelkit compare
+run: setup data  ## the main job: the lab, writing its report into lab-report/
+	$(BIN)/gumbelkit lab
+
+data:  ## Fashion-MNIST for the lab (Debian package; the lab falls back to sklearn digits)
+	bash scripts/setup-data.sh
 
 test: setup lint  ## ruff and the test suite
 	$(BIN)/python -m pytest

@@ -17,6 +17,11 @@ ALPHA = 1e-4
 Z_TOL = 4.5
 
 
+def gen(seed: int) -> torch.Generator:
+    """A CPU generator with a fixed seed: every random test draws from one of these."""
+    return torch.Generator().manual_seed(seed)
+
+
 def chisquare_pvalue(counts: np.ndarray | torch.Tensor, probs: np.ndarray | torch.Tensor) -> float:
     """Pearson chi-square p-value of observed counts against probabilities.
 

@@ -26,7 +26,7 @@ import torch
 
 import gumbelkit as gk
 
-from .stats import ALPHA, Z_TOL, assert_law, assert_mean_close, chisquare_pvalue
+from .stats import ALPHA, Z_TOL, assert_law, assert_mean_close, chisquare_pvalue, gen
 
 F64 = torch.float64
 NEG_INF = float("-inf")
@@ -37,18 +37,7 @@ DESIGN_NAMES = {
 }
 
 
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Run single-threaded: these tests are many small ops, which torch's intra-op thread pool
-    makes several times slower on a loaded 2-core machine. Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # many tiny operations
 
 
 # --------------------------------------------------------------------------------------------

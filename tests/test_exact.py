@@ -13,16 +13,7 @@ from gumbelkit.exact import configurations, gradient_statistics
 
 from .stats import Z_TOL
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """compare() runs thousands of tiny forward/backward passes; with several intra-op threads on a
-    loaded 2-core machine they spend most of their time waiting for each other (measured: 20x
-    slower). One thread, restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # many tiny operations
 
 
 REQUIRED_KEYS = {"estimator", "bias", "variance", "mse", "cosine", "snr", "seconds",

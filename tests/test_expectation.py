@@ -15,7 +15,7 @@ import torch
 
 import gumbelkit as gk
 
-from .stats import Z_TOL, assert_law, assert_mean_close
+from .stats import Z_TOL, assert_law, assert_mean_close, gen
 
 F64 = torch.float64
 NEG_INF = float("-inf")
@@ -26,18 +26,7 @@ HARD = ["argmax-st", "st-gs", "st", "gr", "gst", "reinmax"]
 SOFT = ["softmax", "gs"]
 
 
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Run single-threaded: these tests are many small ops, which torch's intra-op thread pool
-    makes several times slower on a loaded 2-core machine. Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # many tiny operations
 
 
 def recorder(f0):

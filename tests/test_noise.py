@@ -14,15 +14,11 @@ from scipy import stats
 
 import gumbelkit as gk
 
-from .stats import ALPHA, Z_TOL
+from .stats import ALPHA, Z_TOL, gen
 
 EULER_GAMMA = 0.5772156649015329  # mean of Gumbel(0, 1)
 GUMBEL_VAR = math.pi**2 / 6  # variance of Gumbel(0, 1)
 GUMBEL_EXCESS_KURTOSIS = 12 / 5
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 # --------------------------------------------------------------------------- gumbel_noise

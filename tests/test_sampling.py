@@ -19,15 +19,11 @@ from scipy import stats
 import gumbelkit as gk
 from gumbelkit.sampling import perturbed_softmax
 
-from .stats import ALPHA, Z_TOL, assert_law, chisquare_pvalue
+from .stats import ALPHA, Z_TOL, assert_law, chisquare_pvalue, gen
 
 INF = math.inf
 # Draws per law test: a category of p = 0.25 off by 5% moves its count by 9 standard errors.
 N = 100_000
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def softmax64(logits: torch.Tensor, dim: int = -1) -> torch.Tensor:

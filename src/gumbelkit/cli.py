@@ -91,8 +91,8 @@ def lab_command(args: argparse.Namespace) -> int:
                         overrides=overrides, command="gumbelkit " + " ".join(sys.argv[1:]))
     except KeyboardInterrupt:
         return 130
-    answer = paths["markdown"].read_text().split("## The answer", 1)[1].split("<a id=", 1)[0]
-    print("The answer\n" + answer.strip())
+    answer = paths["markdown"].read_text().split("## The answer", 1)[1]
+    print("The answer\n" + answer.split("### The evidence", 1)[0].strip())
     print(f"\nreport: {paths['html']} (also {paths['markdown'].name}, {paths['results'].name})")
     return 0
 

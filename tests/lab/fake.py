@@ -21,6 +21,7 @@ class FakeExperiment(Experiment):
     """Runs draw a normal mean per seed; the claim is that the mean exceeds the threshold."""
 
     title = "a fake claim"
+    claim_summary = "The mean is positive."
     claims = (Claim("the mean is positive", "a test"),)
     config_class = Config
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 from .e1_gumbel_max import EXPERIMENT as E1
 from .e2_temperature import EXPERIMENT as E2
 from .e3_expected_loss import EXPERIMENT as E3
+from .e4_vae import EXPERIMENT as E4
 from .e5_conditional_generation import EXPERIMENT as E5
 from .e6_next_token import EXPERIMENT as E6
 from .e7_actor_critic import EXPERIMENT as E7
 from .e8_exploration import EXPERIMENT as E8
+from .e9_annealing import EXPERIMENT as E9
 from .experiment import Experiment
 
-EXPERIMENTS: dict[str, Experiment] = {e.id: e for e in (E1, E2, E3, E5, E6, E7, E8)}
+EXPERIMENTS: dict[str, Experiment] = {e.id: e for e in (E1, E2, E3, E4, E5, E6, E7, E8, E9)}
 
 __all__ = ["EXPERIMENTS", "Experiment"]

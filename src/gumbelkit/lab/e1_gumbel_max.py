@@ -69,6 +69,10 @@ def _method_names(config: Config) -> list[str]:
 class GumbelMaxExactness(Experiment):
     id = "E1"
     title = "Gumbel-max samples exactly; the argmax of softmax is the mode"
+    claim_summary = (
+        "Gumbel-max draws exact samples of softmax(logits), while the argmax of the softmax "
+        "always returns the mode."
+    )
     claims = (
         Claim("It turns out that X will be equal to X_1 about P(X_1) of the times and to X_2 "
               "about P(X_2) of the times. In other words, the equation above samples from P.",
@@ -78,6 +82,7 @@ class GumbelMaxExactness(Experiment):
               "answer 1 (the alternative without noise: the argmax of the softmax)"),
     )
     config_class = Config
+    quick_seconds = 4
 
     def setup(self, config: Config) -> str:
         return (f"{config.seeds} seeds; each draws logits ~ N(0, {config.logit_scale:g}^2) over "

@@ -116,6 +116,10 @@ def _word(decided: bool | None) -> str:
 class TemperatureLimits(Experiment):
     id = "E2"
     title = "Temperature limits of softmax-tau and Gumbel-Softmax"
+    claim_summary = (
+        "As tau grows the Gumbel noise gains significance while the vectors become uniform "
+        "(and at low tau both softmax-tau and Gumbel-Softmax are near one-hot)."
+    )
     claims = (
         Claim("When the temperature is low, both Softmax with temperature and the Gumbel-Softmax "
               "functions will approximate a one-hot vector. However, before convergence, the "
@@ -128,6 +132,7 @@ class TemperatureLimits(Experiment):
               "answer 4 (PS)"),
     )
     config_class = Config
+    quick_seconds = 2
     threads = 1  # tiny tensors: extra threads only add synchronisation
 
     def setup(self, config: Config) -> str:

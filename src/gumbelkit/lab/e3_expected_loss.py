@@ -148,6 +148,10 @@ def _decide(differences: list[Interval], tolerance: float, any_above: bool) -> b
 class ExpectedLoss(Experiment):
     id = "E3"
     title = "Expected loss: exact gradients, and f(E[c]) vs E[f(c)]"
+    claim_summary = (
+        "Without noise the relaxation minimises f(E[c]) rather than E[f(c)]: fine for some "
+        "f, highly suboptimal for others."
+    )
     claims = (
         Claim("You have loss function that takes in categorical decisions c, so the expected loss "
               "E_c[f(c)] is minimized by learning some distribution p(c). Quantizing a softmax "
@@ -157,6 +161,7 @@ class ExpectedLoss(Experiment):
               "answer 3"),
     )
     config_class = Config
+    quick_seconds = 18
     threads = 1  # tiny tensors: extra threads only add synchronisation
 
     def setup(self, config: Config) -> str:

@@ -88,6 +88,10 @@ def _ratio(values: list[float], reference: list[float]) -> dict[str, float]:
 class NextTokenPrediction(Experiment):
     id = "E6"
     title = "Next-token prediction: cross-entropy of a Gumbel-Softmax sample vs of a softmax"
+    claim_summary = (
+        "Cross-entropy on a Gumbel-Softmax sample in place of softmax + cross-entropy leads "
+        "to gradient explosion."
+    )
     claims = (
         Claim("Another example is for predicting the next word after \"you\" in a sentence. "
               "suppose there are only two options: \"are\" and \"have\". If we use "
@@ -97,6 +101,7 @@ class NextTokenPrediction(Experiment):
               "gradient explosion in this case.", "answer 2"),
     )
     config_class = Config
+    quick_seconds = 16
     threads = 1  # tiny tensors: extra threads only add synchronisation
 
     def setup(self, config: Config) -> str:

@@ -47,7 +47,7 @@ HARD = ("st-gs", "reinmax")  # one-hot inputs, surrogate gradient; run at config
 
 @dataclass
 class Config(ExperimentConfig):
-    seeds: int = 32
+    seeds: int = 64
     states: int = 4
     components: int = 3
     choices: int = 4
@@ -219,6 +219,10 @@ def _train(config: Config, key: dict, device: torch.device) -> dict:
 class ActorCritic(Experiment):
     id = "E7"
     title = "Actor-critic with one-hot actions: softmax-tau against sampling actors"
+    claim_summary = (
+        "A critic trained on one-hot actions cannot guide a deterministic softmax actor; a "
+        "sampling actor is needed."
+    )
     claims = (
         Claim("Actor-Critic architecture with a Gumbel-softmax or Categorical actor ... You "
               "cannot simply substitute the deterministic softmax here, because there is a type "
@@ -234,6 +238,7 @@ class ActorCritic(Experiment):
               "Grady S, comments on answer 3 (the objection)"),
     )
     config_class = Config
+    quick_seconds = 44
     threads = 1  # small tensors: extra threads only add synchronisation
 
     def setup(self, config: Config) -> str:

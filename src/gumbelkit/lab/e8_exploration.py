@@ -133,6 +133,10 @@ def _optimise(config: Config, key: dict, device: torch.device) -> torch.Tensor:
 class Exploration(Experiment):
     id = "E8"
     title = "Exploration: escaping a deceptive local optimum with and without noise"
+    claim_summary = (
+        "Gumbel noise makes training explore more before convergence, though other noise "
+        "could do the same."
+    )
     claims = (
         Claim("My best guess is that the introduction of the Gumbel noise enforces stronger "
               "exploration before convergence, but I can't recall reading any papers that use "
@@ -142,6 +146,7 @@ class Exploration(Experiment):
               "answer 3"),
     )
     config_class = Config
+    quick_seconds = 5
     threads = 1  # small tensors: extra threads only add synchronisation
 
     def setup(self, config: Config) -> str:

@@ -95,11 +95,19 @@ class Experiment(ABC):
 
     id: ClassVar[str]
     title: ClassVar[str]
+    claim_summary: ClassVar[str]  # the tested claim in one sentence, as the thread makes it
     claims: ClassVar[tuple[Claim, ...]]
     config_class: ClassVar[type[ExperimentConfig]]
     # torch CPU threads for a run; 1 for experiments made of many tiny operations, where extra
     # threads only add synchronisation; None keeps torch's default
     threads: ClassVar[int | None] = None
+    # wall time of the quick budget's runs on the project's 2-core CPU (seconds): it weighs the
+    # runs of the progress bar so that its time-left estimate holds across experiments
+    quick_seconds: ClassVar[float] = 10.0
+
+    def run_weight(self) -> float:
+        """Expected seconds of one run, from the quick budget's measured wall time."""
+        return self.quick_seconds / len(self.runs(self.make_config("quick")))
 
     def make_config(self, budget: str = "quick", **overrides: Any) -> ExperimentConfig:
         """The configuration for a budget ("quick", the default lab; "full"; "tiny", for tests)."""

@@ -41,6 +41,7 @@ class Section:
 
     id: str
     title: str
+    claim_summary: str
     claims: tuple[Claim, ...]
     setup: str
     verdict: Verdict
@@ -54,17 +55,24 @@ class Section:
         return self.id.lower()
 
 
-def answer_lines(sections: list[Section]) -> list[tuple[str, str]]:
-    """(experiment id, sentence) pairs of the opening answer."""
+GROUPS = (
+    ("holds", "The thread is right, measured here:"),
+    ("does not hold", "The thread is wrong, measured here:"),
+    ("inconclusive", "The data here cannot decide:"),
+)
+
+
+def answer_groups(sections: list[Section]) -> list[tuple[str, list[Section]]]:
+    """The opening answer: the claims grouped by their computed verdicts (empty groups left out)."""
+    groups = [(heading, [s for s in sections if s.verdict.label == label])
+              for label, heading in GROUPS]
+    return [(heading, members) for heading, members in groups if members]
+
+
+def evidence_lines(sections: list[Section]) -> list[tuple[str, str]]:
+    """(experiment id, sentence) pairs: each verdict's sentence with its numbers."""
     return [(s.id, f"{s.title} — the claim {s.verdict.label}: {s.verdict.answer}")
             for s in sections]
-
-
-def tally(sections: list[Section]) -> str:
-    counts = {label: [s.id for s in sections if s.verdict.label == label]
-              for label in ("holds", "does not hold", "inconclusive")}
-    parts = [f"{len(ids)} {label} ({', '.join(ids)})" for label, ids in counts.items() if ids]
-    return f"Of the {len(sections)} claims tested: " + "; ".join(parts) + "."
 
 
 def results_json(sections: list[Section]) -> dict[str, Any]:
@@ -91,11 +99,23 @@ def _markdown_table(table: Table) -> str:
     return "\n".join(lines)
 
 
+def markdown_answer(sections: list[Section]) -> list[str]:
+    """The answer section's lines (also what ``gumbelkit lab`` prints)."""
+    out = []
+    for heading, members in answer_groups(sections):
+        out += [f"**{heading}**", ""]
+        out += [f"- [{s.id}](#{s.anchor}) {s.claim_summary}" for s in members]
+        out.append("")
+    return out
+
+
 def render_markdown(sections: list[Section], meta: dict[str, Any]) -> str:
     out = ["# When does Gumbel noise help, compared with softmax with temperature?", "",
            f"> {QUESTION}", "", "## The answer", ""]
-    out += [f"- [{eid}](#{eid.lower()}) {sentence}" for eid, sentence in answer_lines(sections)]
-    out += ["", tally(sections), "", _meta_line(meta), ""]
+    out += markdown_answer(sections)
+    out += [_meta_line(meta), "", "### The evidence, claim by claim", ""]
+    out += [f"- [{eid}](#{eid.lower()}) {sentence}" for eid, sentence in evidence_lines(sections)]
+    out.append("")
     for s in sections:
         out += [f'<a id="{s.anchor}"></a>', f"## {s.id}. {s.title}", "", "**Claim tested**", ""]
         for claim in s.claims:
@@ -138,10 +158,16 @@ def render_html(sections: list[Section], meta: dict[str, Any], figure_dir: Path)
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            "<title>gumbelkit lab report</title>", f"<style>{STYLE}</style></head><body>",
            "<h1>When does Gumbel noise help, compared with softmax with temperature?</h1>",
-           f"<blockquote>{esc(QUESTION)}</blockquote>", '<h2 id="answer">The answer</h2><ul>']
-    for eid, sentence in answer_lines(sections):
+           f"<blockquote>{esc(QUESTION)}</blockquote>", '<h2 id="answer">The answer</h2>']
+    for heading, members in answer_groups(sections):
+        out.append(f"<p><strong>{esc(heading)}</strong></p><ul>")
+        out += [f'<li><a href="#{s.anchor}">{esc(s.id)}</a> {esc(s.claim_summary)}</li>'
+                for s in members]
+        out.append("</ul>")
+    out += [f"<p>{esc(_meta_line(meta))}</p>", "<h3>The evidence, claim by claim</h3><ul>"]
+    for eid, sentence in evidence_lines(sections):
         out.append(f'<li><a href="#{eid.lower()}">{esc(eid)}</a> {esc(sentence)}</li>')
-    out += ["</ul>", f"<p>{esc(tally(sections))}</p>", f"<p>{esc(_meta_line(meta))}</p>"]
+    out.append("</ul>")
     for s in sections:
         css = s.verdict.label.replace(" ", "-")
         out += [f'<section id="{s.anchor}"><h2>{esc(s.id)}. {esc(s.title)}</h2>',

@@ -79,17 +79,21 @@ def run_lab(
         plan.append((experiment, config, experiment.runs(config)))
 
     sections, reused = [], 0
+    total = sum(len(keys) for _, _, keys in plan)
+    weights = {experiment.id: experiment.run_weight() for experiment, _, _ in plan}
     with RunStore(out / "runs.sqlite") as store:
-        total = sum(len(keys) for _, _, keys in plan)
-        bar = tqdm(total=total, unit="run", disable=not show_progress, file=sys.stderr,
-                   dynamic_ncols=True)
+        # the bar counts expected seconds, so that runs of unequal cost give an honest time left
+        bar = tqdm(total=sum(weights[e.id] * len(keys) for e, _, keys in plan),
+                   disable=not show_progress, file=sys.stderr, dynamic_ncols=True,
+                   bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed} elapsed, "
+                              "about {remaining} left")
         try:
             for experiment, config, keys in plan:
                 digest = config.digest()
                 store.register_config(experiment.id, digest, config.to_dict())
                 results = []
-                for key in keys:
-                    bar.set_description(f"{experiment.id} {_short(key)}")
+                for index, key in enumerate(keys, 1):
+                    bar.set_description(f"{experiment.id} run {index}/{len(keys)} ({_short(key)})")
                     result = store.get(experiment.id, digest, key)
                     if result is None:
                         began = time.perf_counter()
@@ -99,7 +103,7 @@ def run_lab(
                     else:
                         reused += 1
                     results.append((key, result))
-                    bar.update(1)
+                    bar.update(weights[experiment.id])
                 sections.append(_section(experiment, config, results, out / "figures"))
         except KeyboardInterrupt:
             bar.close()
@@ -136,7 +140,8 @@ def _short(key: dict[str, Any]) -> str:
 def _section(experiment: Experiment, config, results, figure_dir: Path) -> Section:
     summary = experiment.summarize(config, results)
     return Section(
-        id=experiment.id, title=experiment.title, claims=experiment.claims,
+        id=experiment.id, title=experiment.title, claim_summary=experiment.claim_summary,
+        claims=experiment.claims,
         setup=experiment.setup(config), verdict=experiment.verdict(summary),
         tables=experiment.tables(summary), figures=experiment.figures(summary, figure_dir),
         config=config.to_dict(), summary=summary,

@@ -1,0 +1,210 @@
+"""A categorical VAE: L categorical latents of C categories, any pathwise estimator, one-hot tests.
+
+The model follows the MNIST-VAE protocol of ReinMax (Liu et al. 2023), itself after Jang et al.
+(2017): encoder ``D-512-256-(L*C)`` with ReLU and logits without activation, decoder mirrored
+``(L*C)-256-512-D`` with a sigmoid output, Bernoulli likelihood (binary cross-entropy against
+grayscale pixels), the analytic KL of the encoder's categorical q(z|x) to a uniform prior, and
+batches of 100. Hidden sizes, L and C are configurable.
+
+Training draws the code with ``gk.sample(logits, estimator, tau, generator=...)`` (tau a number or
+a ``gk.schedules`` schedule, stepped once per training step), so the decoder sees whatever the
+estimator's forward value is: a soft point of the simplex for ``softmax`` and ``gs``, a one-hot
+code for the straight-through family.
+
+Evaluation uses one-hot codes only, whatever estimator trained the model, since the model is a
+categorical latent-variable model: the discrete negative ELBO ``E_q[-log p(x|z)] + KL(q || p)``
+estimated with hard samples ``z ~ q``, and the negative importance-weighted bound (Burda, Grosse
+and Salakhutdinov 2016), ``-log (1/m) sum_i p(x|z_i) p(z_i) / q(z_i|x)`` with ``z_i ~ q``, an upper
+bound on ``-log p(x)`` that tightens as m grows and equals the one-sample ELBO in expectation at
+m = 1. All losses are in nats per example (lower is better). Generation decodes one-hot codes drawn
+from the uniform prior.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import gumbelkit as gk
+
+from .schedules import Schedule
+
+__all__ = [
+    "CategoricalVAE",
+    "discrete_negative_elbo",
+    "evaluate",
+    "generate",
+    "image_grid",
+    "kl_to_uniform",
+    "negative_iw_bound",
+    "relaxed_negative_elbo",
+    "train",
+]
+
+BATCH_SIZE = 100
+EVAL_BATCH = 500
+
+
+def _mlp(sizes: Sequence[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class CategoricalVAE(nn.Module):
+    """Encoder to ``(B, L, C)`` logits, decoder from ``(..., L, C)`` codes to pixel logits."""
+
+    def __init__(self, input_dim: int, latents: int = 20, categories: int = 10,
+                 hidden: Sequence[int] = (512, 256)) -> None:
+        super().__init__()
+        self.input_dim, self.latents, self.categories = input_dim, latents, categories
+        code = latents * categories
+        self.encoder = _mlp([input_dim, *hidden, code])
+        self.decoder = _mlp([code, *reversed(hidden), input_dim])
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's logits of q(z|x), shape ``(B, L, C)``."""
+        return self.encoder(x).view(-1, self.latents, self.categories)
+
+    def pixel_logits(self, z: torch.Tensor) -> torch.Tensor:
+        """Decoder logits (before the sigmoid) for codes of shape ``(..., L, C)``."""
+        return self.decoder(z.flatten(-2))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Pixel means in [0, 1] for codes of shape ``(..., L, C)``."""
+        return torch.sigmoid(self.pixel_logits(z))
+
+
+def kl_to_uniform(logits: torch.Tensor) -> torch.Tensor:
+    """``KL(q || Uniform)`` summed over the L variables: ``sum q log q + L log C``, per example."""
+    log_q = torch.log_softmax(logits, -1)
+    latents, categories = logits.shape[-2:]
+    return (log_q.exp() * log_q).sum((-2, -1)) + latents * math.log(categories)
+
+
+def _reconstruction(model: CategoricalVAE, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """``-log p(x|z)`` (binary cross-entropy summed over pixels), shape ``z.shape[:-2]``."""
+    logits = model.pixel_logits(z)
+    return F.binary_cross_entropy_with_logits(logits, x.expand_as(logits),
+                                              reduction="none").sum(-1)
+
+
+def relaxed_negative_elbo(model: CategoricalVAE, x: torch.Tensor, estimator: str,
+                          tau: float | Schedule, *, generator: torch.Generator | None = None,
+                          **options: Any) -> torch.Tensor:
+    """The training loss per example, ``(B,)``: reconstruction of the estimator's code + KL.
+
+    The code is ``gk.sample(logits, estimator, tau)``: for a soft estimator this is the relaxed
+    objective the model is trained on, not the model's ELBO.
+    """
+    logits = model.logits(x)
+    z = gk.sample(logits, estimator, tau, generator=generator, **options)
+    return _reconstruction(model, x, z) + kl_to_uniform(logits)
+
+
+def train(model: CategoricalVAE, images: torch.Tensor, steps: int, estimator: str,
+          tau: float | Schedule, *, generator: torch.Generator, lr: float = 1e-3,
+          batch_size: int = BATCH_SIZE, **options: Any) -> list[float]:
+    """Adam on the relaxed negative ELBO for ``steps`` minibatches drawn by epochs; returns losses.
+
+    A schedule ``tau`` is stepped after every training step.
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    losses: list[torch.Tensor] = []  # kept on the device: no synchronisation per step
+    order = torch.empty(0, dtype=torch.long)
+    for _ in range(steps):
+        if len(order) < batch_size:
+            order = torch.randperm(len(images), generator=generator, device=images.device)
+        batch, order = images.index_select(0, order[:batch_size]), order[batch_size:]
+        loss = relaxed_negative_elbo(model, batch, estimator, tau, generator=generator,
+                                     **options).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if isinstance(tau, Schedule):
+            tau.step()
+        losses.append(loss.detach())
+    return torch.stack(losses).tolist() if losses else []
+
+
+def _one_hot_samples(logits: torch.Tensor, n: int, generator: torch.Generator | None
+                     ) -> torch.Tensor:
+    """``n`` one-hot draws from Categorical(softmax(logits)), shape ``(n, *logits.shape)``."""
+    index = gk.gumbel_max(logits.expand(n, *logits.shape), generator=generator)
+    return F.one_hot(index, logits.shape[-1]).to(logits.dtype)
+
+
+def _batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    return torch.cat([fn(chunk) for chunk in x.split(EVAL_BATCH)])
+
+
+@torch.no_grad()
+def discrete_negative_elbo(model: CategoricalVAE, x: torch.Tensor, n_samples: int = 1, *,
+                           generator: torch.Generator | None = None) -> torch.Tensor:
+    """``E_q[-log p(x|z)] + KL(q || p)`` with ``n_samples`` one-hot draws z ~ q, per example."""
+    def loss(chunk: torch.Tensor) -> torch.Tensor:
+        logits = model.logits(chunk)
+        z = _one_hot_samples(logits, n_samples, generator)
+        return _reconstruction(model, chunk, z).mean(0) + kl_to_uniform(logits)
+
+    return _batched(loss, x)
+
+
+@torch.no_grad()
+def negative_iw_bound(model: CategoricalVAE, x: torch.Tensor, m: int, *,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """``-log (1/m) sum_i p(x|z_i) p(z_i) / q(z_i|x)``, z_i one-hot draws from q, per example."""
+    def bound(chunk: torch.Tensor) -> torch.Tensor:
+        logits = model.logits(chunk)
+        z = _one_hot_samples(logits, m, generator)
+        log_q = (z * torch.log_softmax(logits, -1)).sum((-2, -1))
+        log_prior = -model.latents * math.log(model.categories)
+        log_w = -_reconstruction(model, chunk, z) + log_prior - log_q
+        return -(torch.logsumexp(log_w, 0) - math.log(m))
+
+    return _batched(bound, x)
+
+
+@torch.no_grad()
+def evaluate(model: CategoricalVAE, x: torch.Tensor, *, elbo_samples: int, iw_samples: int,
+             generator: torch.Generator | None = None) -> dict[str, float]:
+    """Means over ``x`` (nats per example) of the one-hot evaluations and of the KL term."""
+    return {
+        "discrete_elbo": discrete_negative_elbo(model, x, elbo_samples,
+                                                generator=generator).mean().item(),
+        "iw_bound": negative_iw_bound(model, x, iw_samples, generator=generator).mean().item(),
+        "kl": _batched(lambda chunk: kl_to_uniform(model.logits(chunk)), x).mean().item(),
+    }
+
+
+@torch.no_grad()
+def generate(model: CategoricalVAE, n: int, *, generator: torch.Generator | None = None
+             ) -> torch.Tensor:
+    """Pixel means of ``n`` images decoded from one-hot codes drawn from the uniform prior."""
+    device = next(model.parameters()).device
+    uniform = torch.zeros(model.latents, model.categories, device=device)
+    return model.decode(_one_hot_samples(uniform, n, generator))
+
+
+def image_grid(images: torch.Tensor | np.ndarray, image_shape: tuple[int, int], columns: int,
+               pad: int = 1) -> np.ndarray:
+    """Tile ``(N, H*W)`` images into one 2-D array (rows of ``columns`` images, ``pad`` pixels
+    of 1.0 between them) for ``imshow``."""
+    images = np.asarray(images, dtype=np.float32).reshape(-1, *image_shape)
+    height, width = image_shape
+    rows = -(-len(images) // columns)
+    grid = np.ones((rows * (height + pad) - pad, columns * (width + pad) - pad), np.float32)
+    for i, image in enumerate(images):
+        r, c = divmod(i, columns)
+        grid[r * (height + pad):r * (height + pad) + height,
+             c * (width + pad):c * (width + pad) + width] = image
+    return grid

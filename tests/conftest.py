@@ -1,0 +1,14 @@
+"""Fixtures shared by the tests."""
+
+import pytest
+import torch
+
+
+@pytest.fixture
+def one_thread():
+    """Run torch on one CPU thread, restored afterwards: for tests made of many tiny operations,
+    which a second intra-op thread on a loaded 2-core machine slows down many times over."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

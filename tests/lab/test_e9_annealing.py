@@ -1,0 +1,71 @@
+"""E9: smoke test at the tiny budget, the schedule, and the verdict both ways (and inconclusive)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gumbelkit.lab.e9_annealing import EXPERIMENT, Config
+
+from .helpers import run_tiny
+
+
+def test_e9_runs_end_to_end(tmp_path):
+    summary = run_tiny(EXPERIMENT, tmp_path)
+    assert set(summary["estimators"]) == {"softmax", "gs", "st-gs", "reinmax"}
+    gs = summary["estimators"]["gs"]
+    assert set(gs["schedules"]) == {"tau=0.5", "tau=1", "annealed"}
+    assert gs["best_constant"] in (0.5, 1.0) and gs["annealed_minus_best"]["n"] == 2
+    noise = summary["noise"]
+    assert noise["taus"] == [0.5, 1.0] and len(noise["by_tau"]) == 2
+    assert 0 <= noise["start"]["estimate"] <= 1
+
+
+def test_e9_schedule_reaches_tau_min_at_the_set_fraction():
+    config = Config(steps=300, anneal_fraction=0.6, anneal_every=1)
+    schedule = config.schedule()
+    assert schedule(0) == 1.0
+    assert schedule(179) > 0.5 and schedule(180) == pytest.approx(0.5)
+    assert config.final_tau() == 0.5
+    assert config.noise_grid() == sorted({*config.noise_taus, 0.5, 1.0})
+
+
+def _interval(estimate: float, half_width: float, n: int = 4) -> dict:
+    return {"estimate": estimate, "low": estimate - half_width, "high": estimate + half_width,
+            "n": n}
+
+
+def _summary(anneal_gain: float, noise_change: float) -> dict:
+    """Annealed minus best constant = anneal_gain nats for every estimator (interval +-0.5);
+    noise effect at tau_min minus at tau0 = noise_change (interval +-0.02)."""
+    cell = {m: _interval(80.0, 1.0) for m in ("discrete_elbo", "iw_bound", "kl")}
+    entry = {"schedules": {"tau=0.5": cell, "tau=1": cell, "annealed": cell},
+             "best_constant": 0.5, "annealed_minus_best": _interval(anneal_gain, 0.5)}
+    return {
+        "data": "Fashion-MNIST (14x14, average-pooled)", "seeds": 4, "steps": 300, "tau0": 1.0,
+        "tau_min": 0.5, "final_tau": 0.5,
+        "estimators": {n: entry for n in ("softmax", "gs", "st-gs", "reinmax")},
+        "noise": {"taus": [0.5, 1.0], "by_tau": [_interval(0.6, 0.02), _interval(0.45, 0.02)],
+                  "start": _interval(0.48, 0.01), "end": _interval(0.3, 0.01),
+                  "end_minus_start": _interval(-0.18, 0.01),
+                  "low_minus_high_tau": _interval(noise_change, 0.02), "mean_max_q": 0.7},
+    }
+
+
+def test_e9_verdict_holds_when_annealing_wins_and_noise_shrinks():
+    verdict = EXPERIMENT.verdict(_summary(anneal_gain=-2.75, noise_change=-0.125))
+    assert verdict.holds is True
+    assert "-2.75" in verdict.answer and "-0.125" in verdict.answer and "-0.18" in verdict.answer
+    assert "annealing better" in verdict.answer and "as claimed" in verdict.answer
+
+
+def test_e9_verdict_fails_when_annealing_loses_or_noise_grows():
+    worse = EXPERIMENT.verdict(_summary(anneal_gain=1.5, noise_change=-0.125))
+    assert worse.holds is False and "annealing worse" in worse.answer and "1.5" in worse.answer
+    growing = EXPERIMENT.verdict(_summary(anneal_gain=-2.75, noise_change=0.155))
+    assert growing.holds is False and "contrary to the claim" in growing.answer
+    assert "0.155" in growing.answer
+
+
+def test_e9_verdict_inconclusive_on_a_tie():
+    verdict = EXPERIMENT.verdict(_summary(anneal_gain=0.25, noise_change=-0.125))
+    assert verdict.holds is None and "no significant difference" in verdict.answer
