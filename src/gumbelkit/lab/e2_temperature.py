@@ -29,7 +29,7 @@ import gumbelkit as gk
 
 from .experiment import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
 from .plotting import plt, save
-from .statistics import Interval, bootstrap, paired_difference
+from .statistics import Interval, all_or_any, bootstrap, paired_difference
 
 ONE_HOT_TOL = 0.05  # "near one-hot": mean 1 - max coordinate below this
 UNIFORM_TOL = 0.05  # "near uniform": normalised distance to the uniform vector below this
@@ -90,23 +90,17 @@ def _measure(y: torch.Tensor, probs: torch.Tensor, reference_tv: float) -> dict[
 
 def _and(*parts: bool | None) -> bool | None:
     """False if any part is False, else None if any is None, else True."""
-    if any(p is False for p in parts):
-        return False
-    return None if any(p is None for p in parts) else True
+    return all_or_any(parts, success=True, failure=False)
 
 
 def _below(interval: Interval, tolerance: float) -> bool | None:
     """True if the interval lies below ``tolerance``, False if above it, None if it straddles."""
-    if interval.high < tolerance:
-        return True
-    return False if interval.low > tolerance else None
+    return {-1: True, 1: False, 0: None}[interval.sign(tolerance)]
 
 
 def _sign(interval: Interval) -> bool | None:
     """True if the interval lies above 0, False if below, None if it contains 0."""
-    if interval.above(0.0):
-        return True
-    return False if interval.below(0.0) else None
+    return {1: True, -1: False, 0: None}[interval.sign()]
 
 
 def _word(decided: bool | None) -> str:

@@ -14,21 +14,18 @@ bounds. The verdict takes the paired-by-seed differences softmax minus each nois
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-from matplotlib.axes import Axes
 
 from .. import vae
 from ..data import ImageData, load_splits
 from ..schedules import Schedule
 from .experiment import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
-from .plotting import plt, save
-from .statistics import Interval, bootstrap, paired_difference
+from .plotting import errorbar, plt, save
+from .statistics import Interval, all_or_any, bootstrap, paired_difference
 
 BASELINE = "softmax"
 METRICS = {"discrete_elbo": "discrete negative ELBO", "iw_bound": "negative IW bound",
@@ -209,7 +206,7 @@ class CategoricalVAEExperiment(Experiment):
         diffs = summary["softmax_minus"]
         noisy = list(diffs)
         # per bound: True if softmax is worse than every noisy estimator, False if better than one
-        worse = {metric: all_or_any([sign(Interval.from_dict(diffs[n][metric])) for n in noisy],
+        worse = {metric: all_or_any([Interval.from_dict(diffs[n][metric]).sign() for n in noisy],
                                     success=1, failure=-1)
                  for metric in ("discrete_elbo", "iw_bound")}
         holds = all_or_any(worse.values(), success=True, failure=False)
@@ -318,26 +315,6 @@ class CategoricalVAEExperiment(Experiment):
 _DESCRIBE = {True: "significantly worse than every one of",
              False: "significantly better than at least one of",
              None: "not significantly worse than every one of"}
-
-
-def sign(interval: Interval) -> int:
-    """1 if the interval lies above 0, -1 if below, 0 if it contains 0."""
-    return 1 if interval.above(0) else -1 if interval.below(0) else 0
-
-
-def all_or_any(outcomes: Iterable[object], success: object, failure: object) -> bool | None:
-    """True if every outcome is ``success``, False if any is ``failure``, None otherwise."""
-    outcomes = list(outcomes)
-    if failure in outcomes:
-        return False
-    return True if all(o == success for o in outcomes) else None
-
-
-def errorbar(ax: Axes, x: np.ndarray, intervals: list[Interval], **kwargs: Any) -> None:
-    """Points at the estimates with bars from low to high."""
-    estimate = np.array([i.estimate for i in intervals])
-    error = [estimate - [i.low for i in intervals], [i.high for i in intervals] - estimate]
-    ax.errorbar(x, estimate, yerr=error, capsize=3, **kwargs)
 
 
 EXPERIMENT = CategoricalVAEExperiment()

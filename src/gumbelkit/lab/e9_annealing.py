@@ -28,16 +28,13 @@ import gumbelkit as gk
 
 from .e4_vae import (
     VAEConfig,
-    all_or_any,
     describe_vae,
-    errorbar,
     initial_model,
-    sign,
     train_and_evaluate,
 )
 from .experiment import Claim, Experiment, Figure, Table, Verdict
-from .plotting import plt, save
-from .statistics import Interval, bootstrap, paired_difference
+from .plotting import errorbar, plt, save
+from .statistics import Interval, all_or_any, bootstrap, paired_difference
 
 ANNEALED = "annealed"
 GUMBEL_SOFTMAX = ("gs", "st-gs")  # the estimators the claim is about
@@ -199,10 +196,10 @@ class AnnealingExperiment(Experiment):
         estimators, noise = summary["estimators"], summary["noise"]
         diffs = {n: Interval.from_dict(estimators[n]["annealed_minus_best"])
                  for n in GUMBEL_SOFTMAX}
-        outcome = {n: sign(d) for n, d in diffs.items()}  # -1: annealing better, 1: worse
+        outcome = {n: d.sign() for n, d in diffs.items()}  # -1: annealing better, 1: worse
         anneal_holds = all_or_any(outcome.values(), success=-1, failure=1)
         tau_effect = Interval.from_dict(noise["low_minus_high_tau"])
-        noise_holds = all_or_any([sign(tau_effect)], success=-1, failure=1)
+        noise_holds = all_or_any([tau_effect.sign()], success=-1, failure=1)
         holds = all_or_any([anneal_holds, noise_holds], success=True, failure=False)
         trajectory = Interval.from_dict(noise["end_minus_start"])
         comparisons = "; ".join(

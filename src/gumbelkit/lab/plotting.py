@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
-__all__ = ["plt", "save"]
+from .statistics import Interval  # noqa: E402
+
+__all__ = ["errorbar", "plt", "save"]
+
+
+def errorbar(ax: matplotlib.axes.Axes, x: np.ndarray, intervals: list[Interval],
+             **kwargs: Any) -> None:
+    """Points at the intervals' estimates with bars from low to high."""
+    estimate = np.array([i.estimate for i in intervals])
+    error = [estimate - [i.low for i in intervals], [i.high for i in intervals] - estimate]
+    ax.errorbar(x, estimate, yerr=error, capsize=3, **kwargs)
 
 
 def save(figure: matplotlib.figure.Figure, directory: Path, filename: str) -> str:

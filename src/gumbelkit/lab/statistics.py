@@ -6,7 +6,7 @@ function of the recorded runs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +33,10 @@ class Interval:
 
     def below(self, other: Interval | float) -> bool:
         return self.high < (other.low if isinstance(other, Interval) else other)
+
+    def sign(self, value: float = 0.0) -> int:
+        """1 if the interval lies above ``value``, -1 if below, 0 if it contains it."""
+        return 1 if self.above(value) else -1 if self.below(value) else 0
 
     def to_dict(self) -> dict[str, float]:
         return {"estimate": self.estimate, "low": self.low, "high": self.high, "n": self.n}
@@ -71,6 +75,15 @@ def bootstrap(
     alpha = (1.0 - level) / 2.0
     low, high = np.quantile(stats, [alpha, 1.0 - alpha])
     return Interval(estimate, float(low), float(high), int(data.size))
+
+
+def all_or_any(outcomes: Iterable[object], success: object, failure: object) -> bool | None:
+    """A verdict from several outcomes: False if any is ``failure``, True if every one is
+    ``success``, None (undecided) otherwise."""
+    outcomes = list(outcomes)
+    if failure in outcomes:
+        return False
+    return True if all(o == success for o in outcomes) else None
 
 
 def paired_difference(
