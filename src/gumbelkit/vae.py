@@ -6,10 +6,14 @@ The model follows the MNIST-VAE protocol of ReinMax (Liu et al. 2023), itself af
 grayscale pixels), the analytic KL of the encoder's categorical q(z|x) to a uniform prior, and
 batches of 100. Hidden sizes, L and C are configurable.
 
-Training draws the code with ``gk.sample(logits, estimator, tau, generator=...)`` (tau a number or
-a ``gk.schedules`` schedule, stepped once per training step), so the decoder sees whatever the
+Training estimates the expected reconstruction ``E_q[-log p(x|z)]`` with
+``gk.expectation(f, logits, estimator, n_samples, tau, generator=...)`` (tau a number or a
+``gk.schedules`` schedule, stepped once per training step), so the decoder sees whatever the
 estimator's forward value is: a soft point of the simplex for ``softmax`` and ``gs``, a one-hot
-code for the straight-through family.
+code for the straight-through family and the score-function estimators (``rloo`` needs
+``n_samples >= 2``). With one sample and a pathwise estimator this is exactly the code
+``gk.sample(logits, estimator, tau, generator=...)`` draws. The optimizer is Adam unless another
+is given (the ReinMax protocol uses RAdam for its larger configurations).
 
 Evaluation uses one-hot codes only, whatever estimator trained the model, since the model is a
 categorical latent-variable model: the discrete negative ELBO ``E_q[-log p(x|z)] + KL(q || p)``
@@ -23,7 +27,7 @@ from the uniform prior.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,7 +46,9 @@ __all__ = [
     "generate",
     "image_grid",
     "kl_to_uniform",
+    "minibatches",
     "negative_iw_bound",
+    "reconstruction",
     "relaxed_negative_elbo",
     "train",
 ]
@@ -91,8 +97,9 @@ def kl_to_uniform(logits: torch.Tensor) -> torch.Tensor:
     return (log_q.exp() * log_q).sum((-2, -1)) + latents * math.log(categories)
 
 
-def _reconstruction(model: CategoricalVAE, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """``-log p(x|z)`` (binary cross-entropy summed over pixels), shape ``z.shape[:-2]``."""
+def reconstruction(model: CategoricalVAE, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """``-log p(x|z)`` (binary cross-entropy summed over pixels) of images ``x`` of shape
+    ``(B, D)`` decoded from codes ``z`` of shape ``(..., B, L, C)``: shape ``z.shape[:-2]``."""
     logits = model.pixel_logits(z)
     return F.binary_cross_entropy_with_logits(logits, x.expand_as(logits),
                                               reduction="none").sum(-1)
@@ -100,33 +107,48 @@ def _reconstruction(model: CategoricalVAE, x: torch.Tensor, z: torch.Tensor) -> 
 
 def relaxed_negative_elbo(model: CategoricalVAE, x: torch.Tensor, estimator: str,
                           tau: float | Schedule, *, generator: torch.Generator | None = None,
-                          **options: Any) -> torch.Tensor:
+                          n_samples: int = 1, **options: Any) -> torch.Tensor:
     """The training loss per example, ``(B,)``: reconstruction of the estimator's code + KL.
 
-    The code is ``gk.sample(logits, estimator, tau)``: for a soft estimator this is the relaxed
-    objective the model is trained on, not the model's ELBO.
+    The reconstruction is ``gk.expectation`` of :func:`reconstruction` over ``n_samples`` codes,
+    per example: its value is the mean reconstruction of the estimator's codes (for a soft
+    estimator the relaxed objective the model is trained on, not the model's ELBO), its gradient
+    the estimator's.
     """
     logits = model.logits(x)
-    z = gk.sample(logits, estimator, tau, generator=generator, **options)
-    return _reconstruction(model, x, z) + kl_to_uniform(logits)
+    expected = gk.expectation(lambda z: reconstruction(model, x, z), logits, estimator,
+                              n_samples, tau, generator=generator, **options)
+    return expected + kl_to_uniform(logits)
 
 
-def train(model: CategoricalVAE, images: torch.Tensor, steps: int, estimator: str,
-          tau: float | Schedule, *, generator: torch.Generator, lr: float = 1e-3,
-          batch_size: int = BATCH_SIZE, **options: Any) -> list[float]:
-    """Adam on the relaxed negative ELBO for ``steps`` minibatches drawn by epochs; returns losses.
-
-    A schedule ``tau`` is stepped after every training step.
-    """
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    losses: list[torch.Tensor] = []  # kept on the device: no synchronisation per step
+def minibatches(images: torch.Tensor, steps: int, batch_size: int,
+                generator: torch.Generator | None) -> Iterator[torch.Tensor]:
+    """``steps`` batches of ``images`` drawn by epochs: each epoch a fresh permutation, its last
+    incomplete batch dropped."""
     order = torch.empty(0, dtype=torch.long)
     for _ in range(steps):
         if len(order) < batch_size:
             order = torch.randperm(len(images), generator=generator, device=images.device)
         batch, order = images.index_select(0, order[:batch_size]), order[batch_size:]
+        yield batch
+
+
+def train(model: CategoricalVAE, images: torch.Tensor, steps: int, estimator: str,
+          tau: float | Schedule, *, generator: torch.Generator, lr: float = 1e-3,
+          batch_size: int = BATCH_SIZE, optimizer: torch.optim.Optimizer | None = None,
+          n_samples: int = 1, **options: Any) -> list[float]:
+    """``steps`` optimizer steps on the relaxed negative ELBO over :func:`minibatches`; returns
+    the losses.
+
+    ``optimizer``: one over the model's parameters, which a later call can continue with (default:
+    a new Adam at ``lr``). ``n_samples`` codes per image (``rloo`` needs 2 or more). A schedule
+    ``tau`` is stepped after every training step.
+    """
+    optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
+    losses: list[torch.Tensor] = []  # kept on the device: no synchronisation per step
+    for batch in minibatches(images, steps, batch_size, generator):
         loss = relaxed_negative_elbo(model, batch, estimator, tau, generator=generator,
-                                     **options).mean()
+                                     n_samples=n_samples, **options).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -154,7 +176,7 @@ def discrete_negative_elbo(model: CategoricalVAE, x: torch.Tensor, n_samples: in
     def loss(chunk: torch.Tensor) -> torch.Tensor:
         logits = model.logits(chunk)
         z = _one_hot_samples(logits, n_samples, generator)
-        return _reconstruction(model, chunk, z).mean(0) + kl_to_uniform(logits)
+        return reconstruction(model, chunk, z).mean(0) + kl_to_uniform(logits)
 
     return _batched(loss, x)
 
@@ -168,7 +190,7 @@ def negative_iw_bound(model: CategoricalVAE, x: torch.Tensor, m: int, *,
         z = _one_hot_samples(logits, m, generator)
         log_q = (z * torch.log_softmax(logits, -1)).sum((-2, -1))
         log_prior = -model.latents * math.log(model.categories)
-        log_w = -_reconstruction(model, chunk, z) + log_prior - log_q
+        log_w = -reconstruction(model, chunk, z) + log_prior - log_q
         return -(torch.logsumexp(log_w, 0) - math.log(m))
 
     return _batched(bound, x)
