@@ -144,7 +144,8 @@ def train(model: CategoricalVAE, images: torch.Tensor, steps: int, estimator: st
     a new Adam at ``lr``). ``n_samples`` codes per image (``rloo`` needs 2 or more). A schedule
     ``tau`` is stepped after every training step.
     """
-    optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
+    if optimizer is None:
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     losses: list[torch.Tensor] = []  # kept on the device: no synchronisation per step
     for batch in minibatches(images, steps, batch_size, generator):
         loss = relaxed_negative_elbo(model, batch, estimator, tau, generator=generator,

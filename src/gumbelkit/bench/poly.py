@@ -32,8 +32,6 @@ reused by the next run with the same configuration. :func:`run_poly` writes ``po
 
 from __future__ import annotations
 
-import csv
-import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -49,9 +47,16 @@ from ..estimators import ESTIMATORS as REGISTRY
 from ..expectation import expectation
 from ..lab.experiment import ExperimentConfig
 from ..lab.plotting import plt, save
-from ..lab.records import RunStore
 from ..lab.runner import machine_description, resolve_device, torch_threads
-from ..lab.statistics import Interval, bootstrap
+from ..lab.statistics import bootstrap
+from .common import (
+    check_estimators,
+    interval_fields,
+    interval_text,
+    recording,
+    write_csv,
+    write_json,
+)
 from .problems import poly_loss
 
 __all__ = ["POWERS", "ESTIMATORS", "PolyConfig", "seed_losses", "initial_logits", "optimum",
@@ -181,13 +186,9 @@ def summarize(power: float, estimator: str, config: PolyConfig,
     row: dict[str, Any] = {"power": power, "estimator": estimator, "seeds": config.seeds,
                            "steps": config.steps, "optimum": optimum(power)}
     for name, value in intervals.items():
-        row.update({name: value.estimate, f"{name}_low": value.low, f"{name}_high": value.high})
+        row.update(interval_fields(name, value))
     row["seconds_per_step"] = result["seconds_per_step"]
     return row
-
-
-def interval(row: dict[str, Any], name: str) -> str:
-    return Interval(row[name], row[f"{name}_low"], row[f"{name}_high"], row["seeds"]).format()
 
 
 def markdown(rows: list[dict[str, Any]], config: PolyConfig, figures: list[str],
@@ -209,8 +210,9 @@ def markdown(rows: list[dict[str, Any]], config: PolyConfig, figures: list[str],
         "|---|---|---|---|---|---|",
     ]
     for row in rows:
-        lines.append(f"| {row['power']:g} | {row['estimator']} | {interval(row, 'train_last')} | "
-                     f"{interval(row, 'exact')} | {interval(row, 'gap')} | "
+        lines.append(f"| {row['power']:g} | {row['estimator']} | "
+                     f"{interval_text(row, 'train_last')} | {interval_text(row, 'exact')} | "
+                     f"{interval_text(row, 'gap')} | "
                      f"{row['seconds_per_step'] * 1e3:.3g} |")
     lines += ["", *(f"![convergence]({name})" for name in figures), "",
               f"Machine: {meta['machine']}. Command: `{meta['command']}`. "
@@ -249,58 +251,41 @@ def run_poly(
     """Run (or reuse) every (p, estimator) and write the table and figures into ``out_dir``.
 
     ``threads``: torch CPU threads while training (None: leave torch's setting). Returns the rows,
-    the paths written and the number of reused results.
+    the paths written, and the numbers of results and of reused ones.
     """
     config = config or PolyConfig()
-    unknown = [name for name in estimators if name not in REGISTRY]
-    if unknown:
-        raise ValueError(f"unknown estimator(s) {', '.join(unknown)}; "
-                         f"known estimators: {', '.join(REGISTRY)}")
-    if not powers or not estimators:
-        raise ValueError("give at least one power and one estimator")
+    check_estimators(estimators)
+    if not powers:
+        raise ValueError("give at least one power")
     out = Path(out_dir)
-    digest = config.digest()
     start = time.perf_counter()
     results: dict[float, dict[str, dict[str, Any]]] = {p: {} for p in powers}
-    reused = 0
-    with RunStore(out / "runs.sqlite") as store:
-        store.register_config(EXPERIMENT, digest, config.to_dict())
-        runs = [(p, name) for p in powers for name in estimators]
-        bar = tqdm(total=len(runs) * config.steps, unit="step", disable=not show_progress,
-                   file=sys.stderr, dynamic_ncols=True)
-        try:
-            for i, (power, name) in enumerate(runs, 1):
-                bar.set_description(f"p={power:g} {name} [{i}/{len(runs)}]")
-                key = {"power": power, "estimator": name}
-                result = store.get(EXPERIMENT, digest, key)
-                if result is None:
-                    began = time.perf_counter()
-                    with torch_threads(threads):
-                        result = train(config, power, name, bar.update)
-                    store.put(EXPERIMENT, digest, key, result, time.perf_counter() - began)
-                else:
-                    reused += 1
-                    bar.update(config.steps)
-                results[power][name] = result
-        except KeyboardInterrupt:
-            bar.close()
-            print(f"\ninterrupted: finished results are recorded in {store.path}; run the same "
-                  "command again to resume", file=sys.stderr)
-            raise
-        bar.close()
+    runs = [(p, name) for p in powers for name in estimators]
+    bar = tqdm(total=len(runs) * config.steps, unit="step", disable=not show_progress,
+               file=sys.stderr, dynamic_ncols=True)
+    with recording(out, EXPERIMENT, config, bar) as recorder:
+        for i, (power, name) in enumerate(runs, 1):
+            bar.set_description(f"p={power:g} {name} [{i}/{len(runs)}]")
+
+            def compute(power: float = power, name: str = name) -> dict[str, Any]:
+                with torch_threads(threads):
+                    return train(config, power, name, bar.update)
+
+            result, fresh = recorder.result({"power": power, "estimator": name}, compute)
+            if not fresh:
+                bar.update(config.steps)
+            results[power][name] = result
+    reused = recorder.reused
     rows = [summarize(p, name, config, results[p][name]) for p in powers for name in estimators]
     figures = [figure(p, results[p], out) for p in powers]
     with torch_threads(threads):  # the thread count the runs used
         machine = machine_description(resolve_device(config.device))
     meta = {"command": command, "machine": machine, "reused": reused,
             "wall_seconds": time.perf_counter() - start}
-    paths = {"markdown": out / "poly.md", "csv": out / "poly.csv", "json": out / "poly.json"}
+    paths = {"markdown": out / "poly.md",
+             "csv": write_csv(out / "poly.csv", rows, COLUMNS),
+             "json": write_json(out / "poly.json",
+                                {"config": config.to_dict(), "meta": meta, "rows": rows})}
     paths["markdown"].write_text(markdown(rows, config, figures, meta))
-    with paths["csv"].open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    paths["json"].write_text(json.dumps(
-        {"config": config.to_dict(), "meta": meta, "rows": rows}, indent=2))
     return {"rows": rows, "paths": {**paths, "figures": [out / name for name in figures]},
-            "reused": reused}
+            "reused": reused, "results": len(runs)}
