@@ -80,6 +80,7 @@ from .common import (
     check_estimators,
     interval_fields,
     interval_text,
+    markdown_footer,
     recording,
     write_csv,
     write_json,
@@ -500,10 +501,7 @@ def markdown(rows: list[dict[str, Any]], gradient_rows: list[dict[str, Any]],
                          f"{row['repeats']} | {row['gumbelkit_steps_per_second']:.3g} | "
                          f"{row['plain_steps_per_second']:.3g} | {row['ratio']:.3g} "
                          f"[{row['ratio_low']:.3g}, {row['ratio_high']:.3g}] |")
-    lines += ["", *(f"![figure]({name})" for name in figures), "",
-              f"Machine: {meta['machine']}. Command: `{meta['command']}`. "
-              f"Wall time {meta['wall_seconds']:.0f} s; {meta['reused']} of {meta['results']} "
-              "results reused from runs.sqlite.", ""]
+    lines += markdown_footer(figures, meta, meta["results"])
     return "\n".join(lines)
 
 

@@ -90,6 +90,14 @@ def interval_text(row: dict[str, Any], name: str, digits: int = 3) -> str:
                     ).format(digits)
 
 
+def markdown_footer(figures: Sequence[str], meta: dict[str, Any], results: int) -> list[str]:
+    """The figures and the line saying where, how and how long a benchmark ran."""
+    return ["", *(f"![figure]({name})" for name in figures), "",
+            f"Machine: {meta['machine']}. Command: `{meta['command']}`. "
+            f"Wall time {meta['wall_seconds']:.0f} s; {meta['reused']} of {results} results "
+            "reused from runs.sqlite.", ""]
+
+
 def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> Path:
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)

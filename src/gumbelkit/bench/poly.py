@@ -53,6 +53,7 @@ from .common import (
     check_estimators,
     interval_fields,
     interval_text,
+    markdown_footer,
     recording,
     write_csv,
     write_json,
@@ -214,10 +215,7 @@ def markdown(rows: list[dict[str, Any]], config: PolyConfig, figures: list[str],
                      f"{interval_text(row, 'train_last')} | {interval_text(row, 'exact')} | "
                      f"{interval_text(row, 'gap')} | "
                      f"{row['seconds_per_step'] * 1e3:.3g} |")
-    lines += ["", *(f"![convergence]({name})" for name in figures), "",
-              f"Machine: {meta['machine']}. Command: `{meta['command']}`. "
-              f"Wall time {meta['wall_seconds']:.0f} s; {meta['reused']} of {len(rows)} results "
-              "reused from runs.sqlite.", ""]
+    lines += markdown_footer(figures, meta, len(rows))
     return "\n".join(lines)
 
 
