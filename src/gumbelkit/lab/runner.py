@@ -80,7 +80,9 @@ def run_lab(
 
     sections, reused = [], 0
     total = sum(len(keys) for _, _, keys in plan)
-    weights = {experiment.id: experiment.run_weight() for experiment, _, _ in plan}
+    # integer milliseconds, so that the updates add up to the total exactly
+    weights = {experiment.id: max(1, round(1000 * experiment.run_weight()))
+               for experiment, _, _ in plan}
     with RunStore(out / "runs.sqlite") as store:
         # the bar counts expected seconds, so that runs of unequal cost give an honest time left
         bar = tqdm(total=sum(weights[e.id] * len(keys) for e, _, keys in plan),
