@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,14 +50,9 @@ class Recorder:
     def result(self, key: dict[str, Any], compute: Callable[[], dict[str, Any]]
                ) -> tuple[dict[str, Any], bool]:
         """The recorded result of ``key``, or ``compute()`` recorded now; and whether it is new."""
-        result = self.store.get(self.experiment, self.digest, key)
-        if result is not None:
-            self.reused += 1
-            return result, False
-        began = time.perf_counter()
-        result = compute()
-        self.store.put(self.experiment, self.digest, key, result, time.perf_counter() - began)
-        return result, True
+        result, new = self.store.get_or_run(self.experiment, self.digest, key, compute)
+        self.reused += not new
+        return result, new
 
 
 @contextmanager

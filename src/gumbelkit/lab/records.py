@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,10 +78,13 @@ class RunStore:
                 (experiment, digest, encode_key(key), json.dumps(result), seconds, time.time()),
             )
 
-    def seconds(self, experiment: str, digest: str) -> float:
-        """Total recorded compute time of an experiment's runs for one configuration."""
-        row = self.connection.execute(
-            "SELECT COALESCE(SUM(seconds), 0) FROM runs WHERE experiment = ? AND config = ?",
-            (experiment, digest),
-        ).fetchone()
-        return float(row[0])
+    def get_or_run(self, experiment: str, digest: str, key: dict[str, Any],
+                   compute: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+        """The recorded result of ``key``, or ``compute()`` recorded now; and whether it is new."""
+        result = self.get(experiment, digest, key)
+        if result is not None:
+            return result, False
+        began = time.perf_counter()
+        result = compute()
+        self.put(experiment, digest, key, result, time.perf_counter() - began)
+        return result, True

@@ -96,14 +96,11 @@ def run_lab(
                 results = []
                 for index, key in enumerate(keys, 1):
                     bar.set_description(f"{experiment.id} run {index}/{len(keys)} ({_short(key)})")
-                    result = store.get(experiment.id, digest, key)
-                    if result is None:
-                        began = time.perf_counter()
-                        with torch_threads(experiment.threads):
-                            result = experiment.run(config, key, torch_device)
-                        store.put(experiment.id, digest, key, result, time.perf_counter() - began)
-                    else:
-                        reused += 1
+                    with torch_threads(experiment.threads):
+                        result, new = store.get_or_run(
+                            experiment.id, digest, key,
+                            lambda: experiment.run(config, key, torch_device))  # noqa: B023
+                    reused += not new
                     results.append((key, result))
                     bar.update(weights[experiment.id])
                 sections.append(_section(experiment, config, results, out / "figures"))
