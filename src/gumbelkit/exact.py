@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from ._ops import upcast
-from ._validate import check_count, check_logits
+from ._validate import check_count, check_logits, check_tau
 from .estimators import get_estimator
 from .estimators.base import ObjectiveFn, evaluate
 from .expectation import expectation as mc_expectation
@@ -117,6 +117,7 @@ def compare(
     to its options, e.g. ``{"gr": {"k": 100}}``.
     """
     n_draws = check_count(n_draws, "n_draws", minimum=2)
+    tau_value = check_tau(tau)
     chosen = [get_estimator(name) for name in estimators]
     settings = {}
     for estimator in chosen:  # reject bad options before spending time on any estimator
@@ -135,14 +136,10 @@ def compare(
             (grad,) = torch.autograd.grad(value.sum(), leaf)
             draws[i] = grad.flatten()
         seconds = (time.perf_counter() - start) / n_draws
-        rows.append({"estimator": estimator.name, "tau": _tau_value(tau),
+        rows.append({"estimator": estimator.name, "tau": tau_value,
                      "n_samples": n_samples, "n_draws": n_draws,
                      **gradient_statistics(draws, target), "seconds": seconds})
     return rows
-
-
-def _tau_value(tau: float | Schedule) -> float:
-    return tau.value if isinstance(tau, Schedule) else float(tau)
 
 
 def gradient_statistics(draws: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
