@@ -50,3 +50,14 @@ def test_poly_problem_matches_its_closed_form():
 def test_unknown_problem():
     with pytest.raises(ValueError, match="known problems"):
         make_problem("nope")
+
+
+def test_progress_without_tqdm_prints_plain_lines(monkeypatch, capsys):
+    """The core install has no tqdm (the lab extra brings it): compare still shows progress."""
+    import sys
+
+    from gumbelkit.cli import progress
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # makes `from tqdm import tqdm` fail
+    assert list(progress(["a", "b"], "estimators")) == ["a", "b"]
+    assert capsys.readouterr().err.splitlines() == ["estimators [1/2] a", "estimators [2/2] b"]
