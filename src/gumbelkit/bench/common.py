@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from ..estimators import ESTIMATORS as REGISTRY
 from ..lab.experiment import ExperimentConfig
-from ..lab.records import RunStore
+from ..lab.records import RunStore, resume_hint
 from ..lab.statistics import Interval
 
 __all__ = ["Recorder", "check_estimators", "interval_fields", "interval_text", "recording",
@@ -67,8 +67,7 @@ def recording(out: Path, experiment: str, config: ExperimentConfig, bar: tqdm
             yield Recorder(store, experiment, digest)
         except KeyboardInterrupt:
             bar.close()
-            print(f"\ninterrupted: finished results are recorded in {store.path}; run the same "
-                  "command again to resume", file=sys.stderr)
+            print(resume_hint(store.path), file=sys.stderr)
             raise
         bar.close()
 

@@ -33,6 +33,12 @@ CREATE TABLE IF NOT EXISTS configs (
 """
 
 
+def resume_hint(path: Path) -> str:
+    """What to tell the user when a recorded run is interrupted."""
+    return (f"\ninterrupted: finished runs are recorded in {path}; run the same command again "
+            "to resume")
+
+
 def encode_key(key: dict[str, Any]) -> str:
     return json.dumps(key, sort_keys=True)
 

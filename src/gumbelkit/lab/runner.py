@@ -15,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from .experiment import Experiment
-from .records import RunStore
+from .records import RunStore, resume_hint
 from .report import Section, write_report
 
 BUDGETS = ("quick", "full", "tiny")
@@ -106,8 +106,7 @@ def run_lab(
                 sections.append(_section(experiment, config, results, out / "figures"))
         except KeyboardInterrupt:
             bar.close()
-            print(f"\ninterrupted: finished runs are recorded in {store.path}; run the same "
-                  "command again to resume", file=sys.stderr)
+            print(resume_hint(store.path), file=sys.stderr)
             raise
         bar.close()
     if reused:
