@@ -53,14 +53,14 @@ def test_gumbel_noise_always_finite(dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 def test_gumbel_noise_finite_at_uniform_extremes(monkeypatch, dtype):
-    """Uniforms of exactly 0 (possible from torch.rand) and just below 1 give finite noise."""
-    def extreme_rand(shape, *, dtype, device=None, generator=None):
+    """Uniforms of exactly 0 (possible from uniform_) and just below 1 give finite noise."""
+    def extreme_uniform_(self, *args, generator=None):
         u = torch.tensor([0.0, torch.finfo(dtype).tiny, 0.5, 1.0 - torch.finfo(dtype).eps / 2],
-                         dtype=dtype, device=device)
+                         dtype=dtype)
         assert u[-1] < 1
-        return u.repeat(math.prod(shape) // 4).reshape(shape)
+        return self.copy_(u.repeat(math.prod(self.shape) // 4).reshape(self.shape))
 
-    monkeypatch.setattr(torch, "rand", extreme_rand)
+    monkeypatch.setattr(torch.Tensor, "uniform_", extreme_uniform_)
     g = gk.gumbel_noise((2, 4), dtype=dtype)
     monkeypatch.undo()
     assert torch.isfinite(g).all()

@@ -15,7 +15,16 @@ import torch
 from ._ops import upcast
 from ._validate import check_tensor, normalize_dim, validation_enabled
 
-__all__ = ["gumbel_noise", "conditional_gumbel"]
+__all__ = ["gumbel_noise", "gumbel_", "conditional_gumbel"]
+
+
+def gumbel_(tensor: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Fill a float32 or float64 ``tensor`` in place with Gumbel(0, 1) draws and return it.
+
+    The uniforms are the ones ``torch.rand`` would give for the same generator state.
+    """
+    tensor.uniform_(generator=generator).clamp_(min=torch.finfo(tensor.dtype).tiny)
+    return tensor.log_().neg_().log_().neg_()
 
 
 def gumbel_noise(
@@ -34,9 +43,8 @@ def gumbel_noise(
     if not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
     work = torch.float64 if dtype == torch.float64 else torch.float32
-    u = torch.rand(tuple(shape), dtype=work, device=device, generator=generator)
-    u.clamp_(min=torch.finfo(work).tiny)
-    return u.log_().neg_().log_().neg_().to(dtype)
+    noise = gumbel_(torch.empty(tuple(shape), dtype=work, device=device), generator)
+    return noise.to(dtype)
 
 
 def conditional_gumbel(

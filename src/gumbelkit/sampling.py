@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import torch
 
-from ._ops import compute_dtype, one_hot, replace_gradient, upcast
+from . import kernels
+from ._ops import compute_dtype, replace_gradient, upcast
 from ._validate import check_count, check_logits, check_tau, check_tensor, validation_enabled
+from .kernels.reference import perturbed_softmax
 from .noise import gumbel_noise
 from .schedules import Schedule
 
@@ -43,8 +45,11 @@ def _perturb(logits: torch.Tensor, generator: torch.Generator | None) -> torch.T
 def sample_index(
     logits: torch.Tensor, dim: int, generator: torch.Generator | None
 ) -> torch.Tensor:
-    """Gumbel-max without validation: indices distributed as Categorical(softmax(logits))."""
-    return _perturb(logits, generator).argmax(dim)
+    """Gumbel-max without validation: indices distributed as Categorical(softmax(logits)).
+
+    The work goes to the fastest path for the tensor (see :mod:`gumbelkit.kernels`).
+    """
+    return kernels.gumbel_max(logits, dim, generator)
 
 
 def gumbel_max(
@@ -94,26 +99,6 @@ def softmax_t(logits: torch.Tensor, tau: Tau = 1.0, dim: int = -1) -> torch.Tens
     return torch.softmax(upcast(logits) / tau, dim).to(logits.dtype)
 
 
-def perturbed_softmax(
-    logits: torch.Tensor,
-    noise: torch.Tensor,
-    tau: float = 1.0,
-    hard: bool = False,
-    dim: int = -1,
-) -> torch.Tensor:
-    """Gumbel-Softmax for given noise: ``softmax((logits + noise) / tau)``, no validation.
-
-    With ``hard=True`` the value is ``one_hot(argmax(logits + noise))`` (exactly 0 and 1) and the
-    gradient is the soft sample's (straight-through Gumbel-Softmax, Jang et al. 2017). This is the
-    deterministic core of :func:`gumbel_softmax` and of the ``gs`` and ``st-gs`` estimators.
-    """
-    perturbed = logits + noise
-    soft = torch.softmax(perturbed / tau, dim)
-    if not hard:
-        return soft
-    return replace_gradient(one_hot(perturbed.detach().argmax(dim), soft, dim), soft)
-
-
 def gumbel_softmax(
     logits: torch.Tensor,
     tau: Tau = 1.0,
@@ -129,14 +114,12 @@ def gumbel_softmax(
     2017). ``hard=True`` returns ``one_hot(argmax(logits + G))``, exactly 0 and 1, with the
     gradient of ``y``. ``eps`` is accepted for compatibility and unused, as in torch. Unlike
     torch's: the noise is always finite, ``generator`` is supported, -inf logits are masks that
-    are never sampled, bad input raises, and half precision is computed in float32.
+    are never sampled, bad input raises, half precision is computed in float32, and the work
+    goes to fused kernels on CUDA and a chunked fast path on the CPU (:mod:`gumbelkit.kernels`).
     """
     del eps  # unused, as in torch (deprecated there)
     dim = check_logits(logits, dim)
-    tau = check_tau(tau)
-    x = upcast(logits)
-    noise = gumbel_noise(x.shape, dtype=x.dtype, device=x.device, generator=generator)
-    return perturbed_softmax(x, noise, tau, hard, dim).to(logits.dtype)
+    return kernels.gumbel_softmax(logits, check_tau(tau), hard, dim, generator)
 
 
 def relaxed_bernoulli(

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from ..noise import gumbel_noise
-from ..sampling import perturbed_softmax
+from .. import kernels
 from .base import PathwiseEstimator
 
 
@@ -36,6 +35,4 @@ class GumbelSoftmax(PathwiseEstimator):
     hard = False
 
     def relax(self, logits, tau, dim, generator):
-        noise = gumbel_noise(logits.shape, dtype=logits.dtype, device=logits.device,
-                             generator=generator)
-        return perturbed_softmax(logits, noise, tau, hard=self.hard, dim=dim)
+        return kernels.gumbel_softmax(logits, tau, self.hard, dim, generator)
