@@ -4,6 +4,7 @@
 ``gumbelkit compare``: every estimator's gradient against the exact one on a small problem.
 ``gumbelkit bench poly``: the polynomial programming benchmark of Liu et al. (2023).
 ``gumbelkit bench vae``: the categorical-VAE benchmark of Liu et al. (2023), on Fashion-MNIST.
+``gumbelkit merge-runs``: gather the run records of several output directories into one.
 """
 
 from __future__ import annotations
@@ -105,7 +106,8 @@ def run_benchmark(args: argparse.Namespace, config_class: Callable[..., Any],
     its table and what it wrote."""
     given = {name: value for name, value in vars(args).items() if value is not None}
     config = config_class(**{name: given[name] for name in config_fields if name in given})
-    options = {name: given[name] for name in ("powers", "configurations", "estimators")
+    options = {name: given[name]
+               for name in ("powers", "configurations", "estimators", "measure_throughput")
                if name in given}
     if "threads" in given:
         options["threads"] = given["threads"] or None
@@ -132,6 +134,25 @@ def bench_vae_command(args: argparse.Namespace) -> int:
     return run_benchmark(args, VAEBenchConfig, run_vae, (
         "seeds", "epochs", "minutes", "max_steps", "gr_k", "test_size", "iw_samples",
         "gradient_draws", "throughput_steps", "throughput_repeats", "data_dir", "device"))
+
+
+def bench_kernels_command(args: argparse.Namespace) -> int:
+    from .bench.kernels import MODES, run_kernels  # needs the lab extra (tqdm), and triton on CUDA
+
+    out = Path(args.out)
+    run_kernels(out, args.device, args.cases, args.modes or MODES, args.compile_cases,
+                args.threads, command="gumbelkit " + " ".join(sys.argv[1:]))
+    print((out / f"kernels-{torch.device(args.device).type}.md").read_text())
+    return 0
+
+
+def merge_runs_command(args: argparse.Namespace) -> int:
+    from .lab.records import RunStore
+
+    with RunStore(args.target) as store:
+        for source in args.sources:
+            print(f"{source}: {store.merge(source)} run(s) added")
+    return 0
 
 
 def comma_list(kind: type[T]) -> Callable[[str], list[T]]:
@@ -224,7 +245,35 @@ def build_parser() -> argparse.ArgumentParser:
     vae.add_argument("--device", help="cpu (default) or cuda")
     vae.add_argument("--threads", type=int, help="torch CPU threads (default 1, measured "
                      "fastest on a loaded 2-core machine; 0: torch's default, one per core)")
+    vae.add_argument("--no-throughput", dest="measure_throughput", action="store_false",
+                     help="leave out the throughput comparison (for runs split over processes "
+                     "sharing a machine: merge their records, then measure it alone)")
     vae.set_defaults(handler=bench_vae_command)
+    kernel = benchmarks.add_parser(
+        "kernels", help="Gumbel-max and Gumbel-Softmax (soft, hard, forward and backward) of "
+        "gumbelkit against torch eager, torch.compile and a copy, in one process")
+    kernel.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    kernel.add_argument("--cases", type=comma_list(str), help="comma-separated ROWSxK:DTYPE "
+                        "(dtype fp32, bf16 or fp16; default: the shapes of "
+                        "benchmarks/RESULTS.md for the device)")
+    kernel.add_argument("--modes", type=comma_list(str),
+                        help="comma-separated from index,soft,hard,soft+bwd,hard+bwd (default all)")
+    kernel.add_argument("--compile-cases", type=comma_list(str), help="cases also timed under "
+                        "torch.compile (default on cuda: 4096x50257:bf16; on "
+                        "cpu: none); an empty string for none")
+    kernel.add_argument("--threads", type=int, default=2,
+                        help="torch CPU threads (default 2)")
+    kernel.add_argument("--out", default="bench-results/kernels",
+                        help="output directory (default bench-results/kernels)")
+    kernel.set_defaults(handler=bench_kernels_command)
+    merge = commands.add_parser(
+        "merge-runs", help="add the run records (runs.sqlite) of other output directories to "
+        "one, so that a single lab or bench command reuses them all")
+    merge.add_argument("target", help="the runs.sqlite to add to (created if missing); records "
+                       "made before a change of the digest's rule are found again in a new one")
+    merge.add_argument("sources", nargs="+", help="runs.sqlite files to add; a run already in "
+                       "the target is kept as it is there")
+    merge.set_defaults(handler=merge_runs_command)
     return parser
 
 

@@ -230,6 +230,30 @@ def test_bench_vae_end_to_end_and_resume(data_dir, tmp_path, capsys, monkeypatch
                    configurations=("10x30",), estimators=("st",), show_progress=False)
 
 
+def test_split_runs_without_throughput_then_merged(data_dir, tmp_path, capsys, monkeypatch):
+    """Processes that each train one estimator leave the throughput out; once their records are
+    merged, one normal run reuses every training run and measures only the throughput."""
+    base = ["bench", "vae", "--data-dir", str(data_dir), "--max-steps", "2", "--test-size", "20",
+            "--iw-samples", "3", "--gradient-draws", "4", "--configurations", "8x4",
+            "--throughput-steps", "2", "--throughput-repeats", "2"]
+    for name in ("st", "rloo"):
+        assert main([*base, "--estimators", name, "--no-throughput",
+                     "--out", str(tmp_path / name)]) == 0
+        printed = capsys.readouterr().out
+        assert "reused 0 of 1 results" in printed and "Throughput" not in printed
+        assert main(["merge-runs", str(tmp_path / "all" / "runs.sqlite"),
+                     str(tmp_path / name / "runs.sqlite")]) == 0
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a recorded result was trained again")
+
+    monkeypatch.setattr(cv, "train", no_training)
+    assert main([*base, "--estimators", "st,rloo", "--out", str(tmp_path / "all")]) == 0
+    printed = capsys.readouterr().out
+    assert "## Throughput: gumbelkit against plain PyTorch" in printed
+    assert "reused 2 of 3 results" in printed
+
+
 def test_missing_data_names_the_debian_package(tmp_path, capsys, monkeypatch):
     missing = tmp_path / "nowhere"
     assert main(["bench", "vae", "--data-dir", str(missing), "--out", str(tmp_path)]) == 2

@@ -175,6 +175,27 @@ def test_bench_poly_end_to_end_and_resume(tmp_path, capsys, monkeypatch):
                       estimators=("rloo",), show_progress=False)
 
 
+def test_runs_split_over_processes_merge_into_one_table(tmp_path, monkeypatch):
+    """Estimators run into separate output directories (as separate processes, on any device)
+    merge into one whose single run reuses every result."""
+    config = poly.PolyConfig(steps=6, seeds=3, gr_k=3)
+    parts = {name: poly.run_poly(tmp_path / name, config, powers=(2.0,), estimators=(name,),
+                                 show_progress=False) for name in ("rloo", "gr")}
+    for name in parts:
+        assert main(["merge-runs", str(tmp_path / "all" / "runs.sqlite"),
+                     str(tmp_path / name / "runs.sqlite")]) == 0
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a recorded result was trained again")
+
+    monkeypatch.setattr(poly, "train", no_training)
+    merged = poly.run_poly(tmp_path / "all", config, powers=(2.0,), estimators=("gr", "rloo"),
+                           show_progress=False)
+    assert merged["reused"] == merged["results"] == 2
+    assert [row["gap"] for row in merged["rows"]] == [parts[name]["rows"][0]["gap"]
+                                                      for name in ("gr", "rloo")]
+
+
 def test_bench_poly_rejects_bad_input(tmp_path, capsys):
     assert main(["bench", "poly", "--estimators", "nope", "--out", str(tmp_path)]) == 2
     assert "known estimators" in capsys.readouterr().err

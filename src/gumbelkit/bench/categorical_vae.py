@@ -565,14 +565,18 @@ def run_vae(
     configurations: Sequence[str] = tuple(CONFIGURATIONS),
     estimators: Sequence[str] = ESTIMATORS,
     threads: int | None = THREADS,
+    measure_throughput: bool = True,
     command: str = "gumbelkit bench vae",
     show_progress: bool = True,
 ) -> dict[str, Any]:
     """Run (or reuse) every (configuration, estimator, seed) and the throughput comparison, and
     write the tables and figures into ``out_dir``.
 
-    ``threads``: torch CPU threads while training (None: leave torch's setting). Returns the rows
-    of the three tables, the paths written, and the numbers of results and of reused ones.
+    ``threads``: torch CPU threads while training (None: leave torch's setting).
+    ``measure_throughput``: False leaves the throughput comparison out (for runs split over
+    processes that share a machine, whose records are merged and the comparison made afterwards,
+    alone). Returns the rows of the three tables, the paths written, and the numbers of results
+    and of reused ones.
     """
     config = config or VAEBenchConfig()
     check_estimators(estimators)
@@ -587,7 +591,8 @@ def run_vae(
         c: {e: [] for e in estimators} for c in configurations}
     speeds: dict[str, dict[str, Any]] = {}
     runs = [(c, e, s) for c in configurations for e in estimators for s in range(config.seeds)]
-    bar = tqdm(total=len(runs) + len(configurations), unit="run", disable=not show_progress,
+    measured = list(configurations) if measure_throughput else []
+    bar = tqdm(total=len(runs) + len(measured), unit="run", disable=not show_progress,
                file=sys.stderr, dynamic_ncols=True,
                bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed} elapsed, "
                           "about {remaining} left")
@@ -605,7 +610,7 @@ def run_vae(
             if not fresh:
                 bar.update(1)
             results[configuration][estimator].append(result)
-        for configuration in configurations:
+        for configuration in measured:
             bar.set_description(f"{configuration} throughput, gumbelkit against plain PyTorch")
 
             def measure(c: str = configuration) -> dict[str, Any]:
@@ -621,14 +626,14 @@ def run_vae(
     gradient_rows = [{"configuration": c, "estimator": e, "seed": s, **checkpoint}
                      for c in diagnosed for e in estimators
                      for s, r in enumerate(results[c][e]) for checkpoint in r["gradients"]]
-    throughput_rows = [throughput_row(c, speeds[c]) for c in configurations]
+    throughput_rows = [throughput_row(c, speeds[c]) for c in measured]
     figures = [curves_figure(results, out)]
     if "8x4" in diagnosed:
         figures.append(gradients_figure(results["8x4"], out))
     with torch_threads(threads):  # the thread count the runs used
         machine = machine_description(resolve_device(config.device))
     meta = {"command": command, "machine": machine, "reused": recorder.reused,
-            "results": len(runs) + len(configurations), "wall_seconds": time.perf_counter() - start}
+            "results": len(runs) + len(measured), "wall_seconds": time.perf_counter() - start}
     summary = gradient_table(results["8x4"]) if "8x4" in diagnosed else []
     paths = {
         "markdown": out / "vae.md",

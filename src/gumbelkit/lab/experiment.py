@@ -9,14 +9,14 @@ the figures, the tables and the verdict are then computed from the recorded runs
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+
+from .records import config_digest
 
 RunKey = dict[str, Any]
 RunResult = dict[str, Any]
@@ -85,9 +85,9 @@ class ExperimentConfig:
         return dataclasses.asdict(self)
 
     def digest(self) -> str:
-        """A stable hash of the configuration, used to find its recorded runs."""
-        text = json.dumps(self.to_dict(), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        """A stable hash of the configuration, used to find its recorded runs (the ``device`` it
+        runs on left out: :func:`gumbelkit.lab.records.config_digest`)."""
+        return config_digest(self.to_dict())
 
 
 class Experiment(ABC):

@@ -2,11 +2,15 @@
 
 A run is written in its own transaction as soon as it finishes, keyed by (experiment, digest of
 the configuration, run key), so an interrupted lab loses at most the run in flight and the next
-``gumbelkit lab`` with the same configuration reuses everything that finished.
+``gumbelkit lab`` with the same configuration reuses everything that finished. The digest leaves out
+the fields that say where a run computes (:data:`UNKEYED`), so runs recorded on a GPU and on a CPU,
+or by separate processes into separate files merged afterwards (:meth:`RunStore.merge`), are one
+configuration's.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import time
@@ -37,6 +41,17 @@ def resume_hint(path: Path) -> str:
     """What to tell the user when a recorded run is interrupted."""
     return (f"\ninterrupted: finished runs are recorded in {path}; run the same command again "
             "to resume")
+
+
+# configuration fields that choose where a run computes, not what: left out of the digest
+UNKEYED = frozenset({"device"})
+
+
+def config_digest(body: dict[str, Any]) -> str:
+    """A stable hash of a configuration's fields, :data:`UNKEYED` left out: what finds its runs."""
+    keyed = {name: value for name, value in body.items() if name not in UNKEYED}
+    text = json.dumps(keyed, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def encode_key(key: dict[str, Any]) -> str:
@@ -83,6 +98,36 @@ class RunStore:
                 "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
                 (experiment, digest, encode_key(key), json.dumps(result), seconds, time.time()),
             )
+
+    def merge(self, source: str | Path) -> int:
+        """Add the configurations and runs recorded in another file; returns the runs added.
+
+        Each run is filed under the digest that :func:`config_digest` gives its registered
+        configuration now, so that records made before the digest's rule changed are found again;
+        a run recorded here already is kept as it is. The source's records are not changed (its
+        journal is rolled back, as on any opening, if a process was killed while writing it).
+        """
+        if not Path(source).is_file():
+            raise ValueError(f"no run records at {source}")
+        other = sqlite3.connect(source)
+        try:
+            configs = other.execute("SELECT experiment, config, body FROM configs").fetchall()
+            runs = other.execute("SELECT * FROM runs").fetchall()
+        finally:
+            other.close()
+        digests = {(experiment, digest): config_digest(json.loads(body))
+                   for experiment, digest, body in configs}
+        with self.connection:  # one transaction: all of the file or none of it
+            self.connection.executemany(
+                "INSERT OR IGNORE INTO configs VALUES (?, ?, ?)",
+                [(experiment, digests[experiment, digest], body)
+                 for experiment, digest, body in configs])
+            before = self.connection.total_changes
+            self.connection.executemany(
+                "INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
+                [(experiment, digests.get((experiment, digest), digest), *rest)
+                 for experiment, digest, *rest in runs])
+        return self.connection.total_changes - before
 
     def get_or_run(self, experiment: str, digest: str, key: dict[str, Any],
                    compute: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
