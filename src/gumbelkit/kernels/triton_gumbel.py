@@ -14,8 +14,11 @@ of storing it, whatever the tile sizes. The seed is drawn from torch's generator
 no host synchronisation is needed. A word ``b`` becomes ``u = (b + 1/2) / 2**32`` (in float32
 capped at ``1 - 2**-24``, the largest float32 below 1): a uniform on the open interval.
 
-Arithmetic is in float32 (float64 for float64 input), in base 2: with ``log2(e)`` folded in,
-``G * log2(e) = -log2(ln 2) - log2(-log2 u)`` and ``softmax(v)_k = 2**(v_k log2 e - m) / s``.
+Arithmetic is in float32, in base 2: with ``log2(e)`` folded in,
+``G * log2(e) = -log2(ln 2) - log2(-log2 u)`` and ``softmax(v)_k = 2**(v_k log2 e - m) / s``; the
+logarithms come from the hardware's ``lg2.approx``. Float64 input is computed in float64 (what the
+interpreter tests with gradcheck), but compiled kernels hold their constants in float32, so the
+dispatch keeps float64 CUDA tensors on the reference path.
 
 Memory. Hard mode returns the one-hot sample and keeps for backward only the seed and, for long
 rows, each row's max and normaliser: the soft sample's gradient ``y * (g - <g, y>) / tau`` is
