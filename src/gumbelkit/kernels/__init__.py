@@ -18,6 +18,7 @@ with the same law. No validation happens here: the public functions validate fir
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,6 +51,7 @@ def use_backend(name: str) -> Iterator[None]:
         _state["backend"] = previous
 
 
+@functools.cache  # asked on every CUDA call; finding a module scans sys.path
 def _triton_available() -> bool:
     return importlib.util.find_spec("triton") is not None
 
