@@ -18,7 +18,7 @@ import torch
 from . import kernels
 from ._ops import compute_dtype, replace_gradient, upcast
 from ._validate import check_count, check_logits, check_tau, check_tensor, validation_enabled
-from .kernels.reference import perturbed_softmax
+from .kernels.reference import perturb, perturbed_softmax
 from .noise import gumbel_noise
 from .schedules import Schedule
 
@@ -32,14 +32,6 @@ __all__ = [
 ]
 
 Tau = float | Schedule
-
-
-def _perturb(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """``logits + G`` with G ~ Gumbel(0, 1), in the compute dtype of ``logits``, no gradient."""
-    logits = upcast(logits.detach())
-    noise = gumbel_noise(logits.shape, dtype=logits.dtype, device=logits.device,
-                         generator=generator)
-    return logits + noise
 
 
 def sample_index(
@@ -89,7 +81,7 @@ def gumbel_topk(
                 f"k={k} exceeds the number of unmasked (finite) categories in some row "
                 f"(fewest: {int(unmasked.min())}); draws without replacement must stay unmasked"
             )
-    return _perturb(logits, generator).topk(k, dim).indices
+    return perturb(logits, generator).topk(k, dim).indices
 
 
 def softmax_t(logits: torch.Tensor, tau: Tau = 1.0, dim: int = -1) -> torch.Tensor:

@@ -11,7 +11,7 @@ import torch
 from .._ops import one_hot, replace_gradient, upcast
 from ..noise import gumbel_noise
 
-__all__ = ["perturbed_softmax", "gumbel_max", "gumbel_softmax"]
+__all__ = ["perturb", "perturbed_softmax", "gumbel_max", "gumbel_softmax"]
 
 
 def perturbed_softmax(
@@ -35,12 +35,16 @@ def perturbed_softmax(
     return replace_gradient(one_hot(perturbed.detach().argmax(dim), soft, dim), soft)
 
 
+def perturb(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``logits + G`` with G ~ Gumbel(0, 1), in the compute dtype of ``logits``, no gradient."""
+    x = upcast(logits.detach())
+    return x + gumbel_noise(x.shape, dtype=x.dtype, device=x.device, generator=generator)
+
+
 def gumbel_max(logits: torch.Tensor, dim: int,
                generator: torch.Generator | None = None) -> torch.Tensor:
     """``argmax(logits + G, dim)`` with G ~ Gumbel(0, 1), computed in the compute dtype."""
-    x = upcast(logits.detach())
-    noise = gumbel_noise(x.shape, dtype=x.dtype, device=x.device, generator=generator)
-    return (x + noise).argmax(dim)
+    return perturb(logits, generator).argmax(dim)
 
 
 def gumbel_softmax(logits: torch.Tensor, tau: float, hard: bool, dim: int,
