@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .. import kernels
-from ..lab.runner import machine_description, torch_threads
+from ..lab.runner import machine_description, resolve_device, torch_threads
 from .common import write_csv, write_json
 
 __all__ = ["CASES", "MODES", "run_kernels", "parse_case"]
@@ -197,9 +197,7 @@ def run_kernels(out: str | Path, device: str = "cpu", cases: Sequence[str] | Non
                 command: str | None = None) -> list[dict[str, Any]]:
     """Time every case and mode, write ``kernels-<device>.md``, ``.csv`` and ``.json`` under
     ``out``, and return the rows. ``compile_cases`` are also timed under ``torch.compile``."""
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
+    resolved = resolve_device(device)
     if resolved.type not in CASES:
         raise ValueError(f"device must be cpu or cuda, got {device!r}")
     cases = list(CASES[resolved.type] if cases is None else cases)
