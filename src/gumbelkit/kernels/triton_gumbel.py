@@ -37,6 +37,8 @@ import torch
 import triton
 import triton.language as tl
 
+from .._ops import compute_dtype
+
 __all__ = ["gumbel_max", "gumbel_softmax", "gumbel_noise"]
 
 MAX_BLOCK_K = 4096  # longest row held in one tile; longer rows are walked in tiles of this size
@@ -333,8 +335,7 @@ class _GumbelSoftmax(torch.autograd.Function):
         stats = None  # per row (hard) or per tile (soft) statistics of long rows
         if not layout.single:
             stats = torch.empty((layout.n_rows, 2) if hard else (layout.n_rows, layout.n_tiles),
-                                dtype=torch.float64 if compute == tl.float64 else torch.float32,
-                                device=x.device)
+                                dtype=compute_dtype(x), device=x.device)
         mode = HARD if hard else SOFT
         _forward_kernel[layout.grid](x, out, x, _or(stats, x), seed, *layout.sizes(),
                                      layout.n_tiles, 1.0 / tau, MODE=mode.value, COMPUTE=compute,
