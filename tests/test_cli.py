@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import gumbelkit as gk
-from gumbelkit.bench.problems import PROBLEMS, make_problem
 from gumbelkit.cli import main
+from gumbelkit.workloads.problems import PROBLEMS, make_problem
 
 
 @pytest.mark.parametrize("problem", sorted(PROBLEMS))

@@ -10,8 +10,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,11 +21,37 @@ from typing import Any, TypeVar
 import torch
 
 from . import exact
-from .bench.problems import PROBLEMS, make_problem
-from .data import DataNotFoundError
 from .estimators import ESTIMATORS
+from .harness.executors import EXECUTORS, Executor, make_executor
+from .harness.protocol import Experiment, ExperimentConfig
+from .harness.report import markdown_blocks, markdown_table
+from .workloads.data import DataNotFoundError
+from .workloads.problems import PROBLEMS, make_problem
 
 T = TypeVar("T")
+EXTRA_HINT = "it needs the lab extra: pip install 'gumbelkit[lab]'"
+
+
+def _poly() -> list[Experiment]:
+    from .bench import poly
+
+    return [poly.EXPERIMENT]
+
+
+def _vae() -> list[Experiment]:
+    from .bench import categorical_vae
+
+    return [categorical_vae.EXPERIMENT, categorical_vae.THROUGHPUT]
+
+
+# the benchmarks that are experiments of the harness: their loader and their help
+BENCHMARKS: dict[str, tuple[Callable[[], list[Experiment]], str]] = {
+    "poly": (_poly, "polynomial programming (Liu et al. 2023, section 6.1): every estimator "
+             "trained on E|z - 0.45|^p over 128 binary variables"),
+    "vae": (_vae, "categorical VAE (Liu et al. 2023, MNIST-VAE protocol, on Fashion-MNIST): "
+            "every estimator at 8x4 and 10x30, gradients against the exact one at 8x4, "
+            "throughput against torch's gumbel_softmax"),
+}
 
 COLUMNS = ("estimator", "bias", "bias_se", "variance", "mse", "cosine", "snr", "seconds")
 
@@ -82,58 +110,43 @@ def compare_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def lab_command(args: argparse.Namespace) -> int:
-    from .lab import EXPERIMENTS  # needs the lab extra
-    from .lab.runner import run_lab
+def missing_extra(args: argparse.Namespace) -> int:
+    raise ImportError(EXTRA_HINT)
 
-    budget = "full" if args.full else "tiny" if args.smoke else "quick"
-    only = args.only.split(",") if args.only else None
-    overrides = {"data_dir": args.data_dir} if args.data_dir else {}
-    try:
-        paths = run_lab(args.out, EXPERIMENTS, budget=budget, only=only, device=args.device,
-                        overrides=overrides, command="gumbelkit " + " ".join(sys.argv[1:]))
-    except KeyboardInterrupt:
-        return 130
-    answer = paths["markdown"].read_text().split("## The answer", 1)[1]
-    print("The answer\n" + answer.split("### The evidence", 1)[0].strip())
+
+def lab_command(args: argparse.Namespace) -> int:
+    from .lab import EXPERIMENTS  # the lab extra
+    from .lab.answer import answer_blocks, run_lab
+
+    settings = parse_settings(args.set, EXPERIMENTS)
+    outcome = run_lab(args.out, EXPERIMENTS, budget=budget(args),
+                      only=args.only.split(",") if args.only else None,
+                      overrides={"data_dir": args.data_dir} if args.data_dir else {},
+                      settings=settings, executor=executor(args), device=args.device,
+                      threads=args.threads_per_run, command=command_line())
+    print("The answer\n\n" + "\n".join(markdown_blocks(answer_blocks(outcome.sections))).strip())
+    paths = outcome.paths
     print(f"\nreport: {paths['html']} (also {paths['markdown'].name}, {paths['results'].name})")
     return 0
 
 
-def run_benchmark(args: argparse.Namespace, config_class: Callable[..., Any],
-                  run: Callable[..., dict[str, Any]], config_fields: Sequence[str]) -> int:
-    """Run a benchmark with the options given (the others take the benchmark's defaults), print
-    its table and what it wrote."""
-    given = {name: value for name, value in vars(args).items() if value is not None}
-    config = config_class(**{name: given[name] for name in config_fields if name in given})
-    options = {name: given[name]
-               for name in ("powers", "configurations", "estimators", "measure_throughput")
-               if name in given}
-    if "threads" in given:
-        options["threads"] = given["threads"] or None
-    try:
-        done = run(args.out, config, command="gumbelkit " + " ".join(sys.argv[1:]), **options)
-    except KeyboardInterrupt:
-        return 130
-    print(done["paths"]["markdown"].read_text().split("\n\n![", 1)[0])
-    written = [str(path) for path in done["paths"].values() if isinstance(path, Path)]
-    print(f"\nwrote {', '.join(written)} and {len(done['paths']['figures'])} figure(s); "
-          f"reused {done['reused']} of {done['results']} results")
+def bench_command(args: argparse.Namespace) -> int:
+    """Run a benchmark's experiments with the configuration the options give, print its tables."""
+    experiments = args.experiments()
+    config = experiments[0].make_config(budget(args), **config_overrides(args,
+                                                                         experiments[0]))
+    from .harness.runner import run_sweep
+
+    outcome = run_sweep(args.out, [(e, config) for e in experiments], title=args.title,
+                        executor=executor(args), device=args.device,
+                        threads=args.threads_per_run, command=command_line())
+    for section in outcome.sections:
+        for table in section.tables:
+            print(markdown_table(table) + "\n")
+    print(f"report: {outcome.paths['html']} (also {outcome.paths['markdown'].name}, "
+          f"{outcome.paths['results'].name}, tables/*.csv); reused {outcome.reused} of "
+          f"{outcome.runs} runs")
     return 0
-
-
-def bench_poly_command(args: argparse.Namespace) -> int:
-    from .bench.poly import PolyConfig, run_poly  # needs the lab extra
-
-    return run_benchmark(args, PolyConfig, run_poly, ("steps", "seeds", "gr_k", "device"))
-
-
-def bench_vae_command(args: argparse.Namespace) -> int:
-    from .bench.categorical_vae import VAEBenchConfig, run_vae  # needs the lab extra
-
-    return run_benchmark(args, VAEBenchConfig, run_vae, (
-        "seeds", "epochs", "minutes", "max_steps", "gr_k", "test_size", "iw_samples",
-        "gradient_draws", "throughput_steps", "throughput_repeats", "data_dir", "device"))
 
 
 def bench_kernels_command(args: argparse.Namespace) -> int:
@@ -141,13 +154,13 @@ def bench_kernels_command(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     run_kernels(out, args.device, args.cases, args.modes or MODES, args.compile_cases,
-                args.threads, command="gumbelkit " + " ".join(sys.argv[1:]))
+                args.threads, command=command_line())
     print((out / f"kernels-{torch.device(args.device).type}.md").read_text())
     return 0
 
 
 def merge_runs_command(args: argparse.Namespace) -> int:
-    from .lab.records import RunStore
+    from .harness.records import RunStore
 
     with RunStore(args.target) as store:
         for source in args.sources:
@@ -162,16 +175,123 @@ def comma_list(kind: type[T]) -> Callable[[str], list[T]]:
     return parse
 
 
+def command_line() -> str:
+    return "gumbelkit " + " ".join(sys.argv[1:])
+
+
+def budget(args: argparse.Namespace) -> str:
+    if args.full and args.smoke:
+        raise ValueError("--full and --smoke are exclusive: choose one budget")
+    return "full" if args.full else "tiny" if args.smoke else "quick"
+
+
+def executor(args: argparse.Namespace) -> Executor:
+    return make_executor(args.executor, jobs=args.jobs, address=args.address,
+                         cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run)
+
+
+def value_parser(kind: Any) -> Callable[[str], Any]:
+    """A parser of command-line text for a configuration field's type: numbers, strings,
+    booleans, and tuples of them written comma-separated."""
+    if typing.get_origin(kind) is tuple:
+        item = value_parser(typing.get_args(kind)[0])
+        return lambda text: tuple(item(part) for part in text.split(",") if part.strip())
+    if kind is bool:
+        def parse_bool(text: str) -> bool:
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(f"expected true or false, got {text!r}")
+            return text.lower() in ("true", "1", "yes")
+        return parse_bool
+    return kind
+
+
+def add_config_options(parser: argparse.ArgumentParser, config_class: type[ExperimentConfig]
+                       ) -> None:
+    """One option per configuration field (``--field-name``), its help and type from the field;
+    an option left out keeps the budget's value."""
+    group = parser.add_argument_group(
+        "configuration", "fields of the configuration (left out: the value of the budget)")
+    defaults = config_class()
+    for field in dataclasses.fields(config_class):
+        kind = config_class.field_types()[field.name]
+        default = getattr(defaults, field.name)
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        help_text = f"{field.metadata.get('help', '')} (default {shown})".strip()
+        flag = "--" + field.name.replace("_", "-")
+        if kind is bool:
+            group.add_argument(flag, dest=f"config_{field.name}", default=None, help=help_text,
+                               action=argparse.BooleanOptionalAction)
+        else:
+            group.add_argument(flag, dest=f"config_{field.name}", default=None, help=help_text,
+                               type=value_parser(kind), metavar=field.name.upper())
+
+
+def config_overrides(args: argparse.Namespace, experiment: Experiment) -> dict[str, Any]:
+    return {f.name: getattr(args, f"config_{f.name}")
+            for f in dataclasses.fields(experiment.config_class)
+            if getattr(args, f"config_{f.name}") is not None}
+
+
+def parse_settings(items: Sequence[str], experiments: dict[str, Experiment]
+                   ) -> dict[str, dict[str, Any]]:
+    """``--set ID.field=value`` items as ``{ID: {field: value}}``, each checked against the
+    experiment's configuration."""
+    settings: dict[str, dict[str, Any]] = {}
+    for item in items:
+        target, sep, text = item.partition("=")
+        eid, dot, name = target.partition(".")
+        if not sep or not dot:
+            raise ValueError(f"--set takes ID.field=value (e.g. E2.categories=2), got {item!r}")
+        experiment = experiments.get(eid.strip().upper())
+        if experiment is None:
+            raise ValueError(f"--set {item}: unknown experiment {eid!r}; known: "
+                             f"{', '.join(experiments)}")
+        types = experiment.config_class.field_types()
+        if name not in types:
+            raise ValueError(f"--set {item}: {experiment.id} has no field {name!r}; its fields: "
+                             f"{', '.join(types)}")
+        try:
+            value = value_parser(types[name])(text)
+        except ValueError as error:
+            raise ValueError(f"--set {item}: {error}") from None
+        settings.setdefault(experiment.id, {})[name] = value
+    return settings
+
+
+def add_sweep_options(parser: argparse.ArgumentParser, out: str) -> None:
+    """The options every sweep takes: output, budget, device and executor."""
+    parser.add_argument("--out", default=out, help=f"output directory (default {out})")
+    parser.add_argument("--full", action="store_true", help="paper-scale budgets (hours)")
+    parser.add_argument("--smoke", action="store_true", help="seconds-long budgets, for testing")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    group = parser.add_argument_group("where the runs compute")
+    group.add_argument("--executor", choices=EXECUTORS, default="local",
+                       help="local (default): this machine; ray: Ray tasks (the ray extra)")
+    group.add_argument("--jobs", type=int, default=1,
+                       help="local: runs at once in worker processes (default 1: one after "
+                       "another in this process)")
+    group.add_argument("--threads-per-run", type=int, default=1,
+                       help="torch CPU threads of a run (default 1; 0: torch's default)")
+    group.add_argument("--cpus-per-run", type=float, default=None,
+                       help="ray: CPUs reserved per run (default 1; fractions allowed)")
+    group.add_argument("--gpus-per-run", type=float, default=None,
+                       help="ray: GPUs reserved per run (default 0; 0.25: four runs share one)")
+    group.add_argument("--address", default=None,
+                       help="ray: the address of a running cluster (default: start a local Ray "
+                       "instance)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gumbelkit", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     lab = commands.add_parser("lab", help="run the experiments and write the report that "
                               "answers when Gumbel noise helps over softmax with temperature")
-    lab.add_argument("--out", default="lab-report", help="output directory (default lab-report)")
-    lab.add_argument("--full", action="store_true", help="paper-scale budgets (hours)")
-    lab.add_argument("--smoke", action="store_true", help="seconds-long budgets, for testing")
+    add_sweep_options(lab, "lab-report")
     lab.add_argument("--only", default="", help="comma-separated experiment ids, e.g. E4,E5")
-    lab.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    lab.add_argument("--set", action="append", default=[], metavar="ID.FIELD=VALUE",
+                     help="set one field of one experiment's configuration, e.g. "
+                     "--set E2.categories=2 (repeatable; tuples comma-separated); the fields "
+                     "are those of each experiment's Config (results.json lists them)")
     lab.add_argument("--data-dir", default="",
                      help="Fashion-MNIST idx files (default /usr/share/datasets/fashion-mnist)")
     lab.set_defaults(handler=lab_command)
@@ -195,60 +315,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="published benchmarks reproduced")
     benchmarks = bench.add_subparsers(dest="benchmark", required=True)
-    poly = benchmarks.add_parser(
-        "poly", help="polynomial programming (Liu et al. 2023, section 6.1): every estimator "
-        "trained on E|z - 0.45|^p over 128 binary variables")
-    # options left out take the paper's protocol, the defaults of gumbelkit.bench.poly
-    poly.add_argument("--steps", type=int, help="Adam steps (default 8000)")
-    poly.add_argument("--seeds", type=int, help="seeds, trained at once (default 10)")
-    poly.add_argument("--powers", type=comma_list(float),
-                      help="comma-separated p (default 1.5,2,3)")
-    poly.add_argument("--estimators", type=comma_list(str), help="comma-separated names "
-                      "(default reinforce,rloo,st,st-gs,gr,gst,reinmax,softmax)")
-    poly.add_argument("--gr-k", type=int, help="gr: conditional samples (default 100)")
-    poly.add_argument("--out", default="bench-results/poly",
-                      help="output directory (default bench-results/poly)")
-    poly.add_argument("--device", help="cpu (default) or cuda")
-    poly.add_argument("--threads", type=int, help="torch CPU threads (default 1, measured "
-                      "fastest for this workload; 0: torch's default, one per core)")
-    poly.set_defaults(handler=bench_poly_command)
-    vae = benchmarks.add_parser(
-        "vae", help="categorical VAE (Liu et al. 2023, MNIST-VAE protocol, on Fashion-MNIST): "
-        "every estimator at 8x4 and 10x30, gradients against the exact one at 8x4, throughput "
-        "against torch's gumbel_softmax")
-    # options left out take the defaults of gumbelkit.bench.categorical_vae
-    vae.add_argument("--configurations", type=comma_list(str),
-                     help="comma-separated CxL names (default 8x4,10x30)")
-    vae.add_argument("--estimators", type=comma_list(str), help="comma-separated names "
-                     "(default st,st-gs,gr,gst,reinmax,softmax,gs,rloo)")
-    vae.add_argument("--seeds", type=int, help="seeds (default 1; the paper: 10)")
-    vae.add_argument("--epochs", type=int, help="epochs per run (the paper: 160; default: "
-                     "train for --minutes instead)")
-    vae.add_argument("--minutes", type=float, help="training time per run when --epochs is not "
-                     "given, finishing the epoch in which it runs out (default 10)")
-    vae.add_argument("--max-steps", type=int, help="cap on the training steps of a run")
-    vae.add_argument("--gr-k", type=int, help="gr: conditional samples (default 100)")
-    vae.add_argument("--test-size", type=int,
-                     help="test images evaluated (default 0: all 10,000)")
-    vae.add_argument("--iw-samples", type=int,
-                     help="samples of the importance-weighted bound (default 100)")
-    vae.add_argument("--gradient-draws", type=int,
-                     help="gradient draws per 8x4 checkpoint (default 1024)")
-    vae.add_argument("--throughput-steps", type=int,
-                     help="steps per timed repetition of the throughput comparison (default 100)")
-    vae.add_argument("--throughput-repeats", type=int,
-                     help="timed repetitions of the throughput comparison (default 5)")
-    vae.add_argument("--data-dir", help="Fashion-MNIST idx files (default "
-                     "/usr/share/datasets/fashion-mnist, Debian package dataset-fashion-mnist)")
-    vae.add_argument("--out", default="bench-results/vae",
-                     help="output directory (default bench-results/vae)")
-    vae.add_argument("--device", help="cpu (default) or cuda")
-    vae.add_argument("--threads", type=int, help="torch CPU threads (default 1, measured "
-                     "fastest on a loaded 2-core machine; 0: torch's default, one per core)")
-    vae.add_argument("--no-throughput", dest="measure_throughput", action="store_false",
-                     help="leave out the throughput comparison (for runs split over processes "
-                     "sharing a machine: merge their records, then measure it alone)")
-    vae.set_defaults(handler=bench_vae_command)
+    for name, (load, help_text) in BENCHMARKS.items():
+        sub = benchmarks.add_parser(name, help=help_text)
+        add_sweep_options(sub, f"bench-results/{name}")
+        try:
+            experiments = load()
+        except ImportError:  # a core install: the command says what to install
+            sub.set_defaults(handler=missing_extra)
+            continue
+        add_config_options(sub, experiments[0].config_class)
+        sub.set_defaults(handler=bench_command, experiments=load, title=experiments[0].title)
     kernel = benchmarks.add_parser(
         "kernels", help="Gumbel-max and Gumbel-Softmax (soft, hard, forward and backward) of "
         "gumbelkit against torch eager, torch.compile and a copy, in one process")
@@ -281,8 +357,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
+    except KeyboardInterrupt:  # the sweeps have said how to resume
+        return 130
     except (ValueError, TypeError, DataNotFoundError) as error:
         print(f"gumbelkit: error: {error}", file=sys.stderr)
+        return 2
+    except ImportError as error:  # an extra is missing
+        missing = f" ({error.name} is not installed)" if error.name else ""
+        print(f"gumbelkit: error: gumbelkit {args.command}{missing}: {EXTRA_HINT}",
+              file=sys.stderr)
         return 2
 
 

@@ -12,19 +12,22 @@ import pytest
 import torch
 
 import gumbelkit as gk
-from gumbelkit import vae
 from gumbelkit.bench import categorical_vae as cv
 from gumbelkit.cli import main
-from gumbelkit.lab.runner import torch_threads
+from gumbelkit.harness.executors import torch_threads
+from gumbelkit.workloads import vae
 
-from ..test_data import _write_split
+from ..workloads.test_data import _write_split
 
 TRAIN_IMAGES, TEST_IMAGES = 300, 40  # 3 batches of 100 per epoch
 
 
+CPU = torch.device("cpu")
+
+
 @pytest.fixture(autouse=True)
 def _threads():
-    with torch_threads(cv.THREADS):  # as the benchmark runs
+    with torch_threads(cv.EXPERIMENT.threads):  # as the benchmark runs
         yield
 
 
@@ -106,20 +109,18 @@ def config(data_dir, **overrides) -> cv.VAEBenchConfig:
 
 def test_time_budget_finishes_the_epoch(data_dir):
     """A budget that runs out during the first step still trains to the end of the epoch."""
-    fractions = []
-    result = cv.train(config(data_dir, minutes=1e-9), "8x4", "reinmax", 0, fractions.append)
+    result = cv.train(config(data_dir, minutes=1e-9), "8x4", "reinmax", 0, CPU)
     assert result["steps"] == TRAIN_IMAGES // vae.BATCH_SIZE and result["epochs"] == 1
     assert len(result["train_curve"]) == 1 and result["train"] == result["train_curve"][0]
-    assert sum(fractions) == pytest.approx(1.0)
     assert [c["epoch"] for c in result["gradients"]] == [0, 1]
     json.dumps(result)
 
 
 def test_epochs_and_step_cap(data_dir):
-    fixed = cv.train(config(data_dir, epochs=5), "8x4", "st", 0)
+    fixed = cv.train(config(data_dir, epochs=5), "8x4", "st", 0, CPU)
     assert fixed["steps"] == 15 and len(fixed["train_curve"]) == 5
     assert [c["epoch"] for c in fixed["gradients"]] == [0, 1, 2, 4, 5]  # powers of 2, the last
-    capped = cv.train(config(data_dir, epochs=5, max_steps=4), "10x30", "rloo", 1)
+    capped = cv.train(config(data_dir, epochs=5, max_steps=4), "10x30", "rloo", 1, CPU)
     assert capped["steps"] == 4 and capped["epochs"] == pytest.approx(4 / 3)
     assert len(capped["train_curve"]) == 2 and capped["gradients"] == []  # 10^30 codes
     for result in (fixed, capped):
@@ -129,11 +130,11 @@ def test_epochs_and_step_cap(data_dir):
 
 
 def test_seeds_share_the_initial_model_across_estimators(data_dir):
-    a = cv.train(config(data_dir, max_steps=1), "8x4", "st", 0)
-    b = cv.train(config(data_dir, max_steps=1), "8x4", "reinmax", 0)
+    a = cv.train(config(data_dir, max_steps=1), "8x4", "st", 0, CPU)
+    b = cv.train(config(data_dir, max_steps=1), "8x4", "reinmax", 0, CPU)
     # before training, the same model and the same diagnostic batch give the same exact gradient
     assert a["gradients"][0]["exact_norm"] == b["gradients"][0]["exact_norm"]
-    c = cv.train(config(data_dir, max_steps=1), "8x4", "st", 1)
+    c = cv.train(config(data_dir, max_steps=1), "8x4", "st", 1, CPU)
     assert c["gradients"][0]["exact_norm"] != a["gradients"][0]["exact_norm"]
 
 
@@ -170,48 +171,45 @@ def test_bench_vae_end_to_end_and_resume(data_dir, tmp_path, capsys, monkeypatch
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "| CxL | estimator | optimizer | lr | tau | epochs (steps) |" in printed
-    assert "## Throughput: gumbelkit against plain PyTorch" in printed
-    assert "reused 0 of 18 results" in printed
-    for name in ("vae.md", "vae.csv", "vae-gradients.csv", "vae-throughput.csv", "vae.json",
-                 "vae-curves.png", "vae-gradients.png", "runs.sqlite"):
+    assert "| CxL | tau | steps x repeats | gumbelkit steps/s |" in printed
+    assert "reused 0 of 18 runs" in printed
+    for name in ("report.md", "report.html", "results.json", "tables/vae-1.csv",
+                 "tables/vae-2.csv", "tables/vae-speed-1.csv", "figures/vae_curves.png",
+                 "figures/vae_gradients_8x4.png", "runs.sqlite"):
         assert (out / name).stat().st_size > 0, name
-    assert (out / "vae-curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    with (out / "vae.csv").open() as handle:
+    assert (out / "figures" / "vae_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with (out / "tables" / "vae-1.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    assert tuple(rows[0]) == cv.COLUMNS
-    assert [(r["configuration"], r["estimator"]) for r in rows] == [
+    assert [(r["CxL"], r["estimator"]) for r in rows] == [
         (c, e) for c in cv.CONFIGURATIONS for e in cv.ESTIMATORS]
-    table = (out / "vae.md").read_text()
+    table = (out / "report.md").read_text()
     for row in rows:
-        lr, tau = cv.SETTINGS[row["configuration"]][row["estimator"]]
+        lr, tau = cv.SETTINGS[row["CxL"]][row["estimator"]]
         assert float(row["lr"]) == lr and float(row["tau"]) == tau
-        assert row["steps_min"] == row["steps_max"] == "2"
-        assert float(row["epochs_max"]) == pytest.approx(2 / 3)
-        for name in ("train", "test_elbo", "test_iw"):
+        assert row["epochs (steps)"] == "0.667 (2)"
+        for name in ("train -ELBO", "test -ELBO", "test -IW"):
             assert float(row[f"{name}_low"]) <= float(row[name]) <= float(row[f"{name}_high"])
             assert 0 < float(row[name]) < 200  # 64 pixels: at most about 64 log 2 + KL nats
-        assert float(row["seconds_per_step"]) > 0
-        assert f"| {row['configuration']} | {row['estimator']} | {row['optimizer']} |" in table
-    assert "0.667 (2)" in table and "7e-3" in table and "third party" in table
-    with (out / "vae-gradients.csv").open() as handle:
-        gradients = list(csv.DictReader(handle))
-    assert tuple(gradients[0]) == cv.GRADIENT_COLUMNS
-    assert {r["configuration"] for r in gradients} == {"8x4"}
-    assert [(r["estimator"], r["step"]) for r in gradients] == [
-        (e, step) for e in cv.ESTIMATORS for step in ("0", "2")]
-    for row in gradients:
-        assert float(row["relative_bias"]) >= 0 and -1 <= float(row["cosine_of_mean"]) <= 1
-        assert float(row["exact_norm"]) > 0 and row["draws"] == "4"
-    with (out / "vae-throughput.csv").open() as handle:
+        assert float(row["ms/step"]) > 0
+        assert f"| {row['CxL']} | {row['estimator']} | {row['optimizer']} |" in table
+    assert "7e-3" in table and "third party" in table
+    saved = json.loads((out / "results.json").read_text())
+    summary = saved["experiments"]["VAE"]["summary"]
+    assert saved["experiments"]["VAE"]["config"]["max_steps"] == 2
+    assert {r["configuration"] for r in summary["gradients"]} == {"8x4"}
+    assert [(r["estimator"], r["step"]) for r in summary["gradients"]] == [
+        (e, step) for e in cv.ESTIMATORS for step in (0, 2)]
+    for row in summary["gradients"]:
+        assert row["relative_bias"] >= 0 and -1 <= row["cosine_of_mean"] <= 1
+        assert row["exact_norm"] > 0 and row["draws"] == 4
+    assert len(summary["curves"]["8x4"]["rloo"][0]) == 1
+    with (out / "tables" / "vae-speed-1.csv").open() as handle:
         speeds = list(csv.DictReader(handle))
-    assert [r["configuration"] for r in speeds] == list(cv.CONFIGURATIONS)
+    assert [r["CxL"] for r in speeds] == list(cv.CONFIGURATIONS)
     for row in speeds:
-        assert row["estimator"] == "st-gs" and row["repeats"] == "2"
-        assert float(row["ratio_low"]) <= float(row["ratio"]) <= float(row["ratio_high"])
-        assert float(row["gumbelkit_steps_per_second"]) > 0
-    saved = json.loads((out / "vae.json").read_text())
-    assert saved["config"]["max_steps"] == 2 and saved["meta"]["reused"] == 0
-    assert len(saved["curves"]["8x4"]["rloo"][0]) == 1
+        assert row["steps x repeats"] == "2 x 2"
+        assert float(row["ratio low"]) <= float(row["ratio"]) <= float(row["ratio high"])
+        assert float(row["gumbelkit steps/s"]) > 0
 
     # the same configuration again: every result comes from runs.sqlite, nothing trains
     def no_training(*args, **kwargs):
@@ -219,15 +217,11 @@ def test_bench_vae_end_to_end_and_resume(data_dir, tmp_path, capsys, monkeypatch
 
     monkeypatch.setattr(cv, "train", no_training)
     monkeypatch.setattr(cv, "throughput", no_training)
-    same = cv.VAEBenchConfig(max_steps=2, test_size=20, iw_samples=3, gradient_draws=4, gr_k=3,
-                             throughput_steps=2, throughput_repeats=2, data_dir=str(data_dir))
-    again = cv.run_vae(out, same, show_progress=False)
-    assert again["reused"] == again["results"] == 18
-    assert [r["test_iw"] for r in again["rows"]] == pytest.approx(
-        [float(r["test_iw"]) for r in rows])
+    assert main(args) == 0
+    assert "reused 18 of 18 runs" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="computed again"):
-        cv.run_vae(out, cv.VAEBenchConfig(max_steps=3, data_dir=str(data_dir)),
-                   configurations=("10x30",), estimators=("st",), show_progress=False)
+        main([*args[:-2], "--max-steps", "3", "--configurations", "10x30", "--estimators", "st",
+              "--out", str(out)])
 
 
 def test_split_runs_without_throughput_then_merged(data_dir, tmp_path, capsys, monkeypatch):
@@ -237,10 +231,10 @@ def test_split_runs_without_throughput_then_merged(data_dir, tmp_path, capsys, m
             "--iw-samples", "3", "--gradient-draws", "4", "--configurations", "8x4",
             "--throughput-steps", "2", "--throughput-repeats", "2"]
     for name in ("st", "rloo"):
-        assert main([*base, "--estimators", name, "--no-throughput",
+        assert main([*base, "--estimators", name, "--no-measure-throughput",
                      "--out", str(tmp_path / name)]) == 0
         printed = capsys.readouterr().out
-        assert "reused 0 of 1 results" in printed and "Throughput" not in printed
+        assert "reused 0 of 1 runs" in printed and "steps x repeats" not in printed
         assert main(["merge-runs", str(tmp_path / "all" / "runs.sqlite"),
                      str(tmp_path / name / "runs.sqlite")]) == 0
 
@@ -250,8 +244,8 @@ def test_split_runs_without_throughput_then_merged(data_dir, tmp_path, capsys, m
     monkeypatch.setattr(cv, "train", no_training)
     assert main([*base, "--estimators", "st,rloo", "--out", str(tmp_path / "all")]) == 0
     printed = capsys.readouterr().out
-    assert "## Throughput: gumbelkit against plain PyTorch" in printed
-    assert "reused 2 of 3 results" in printed
+    assert "steps x repeats" in printed
+    assert "reused 2 of 3 runs" in printed
 
 
 def test_missing_data_names_the_debian_package(tmp_path, capsys, monkeypatch):
@@ -260,10 +254,10 @@ def test_missing_data_names_the_debian_package(tmp_path, capsys, monkeypatch):
     error = capsys.readouterr().err
     assert "dataset-fashion-mnist" in error and str(missing) in error
     # the default location too: no fallback to other data
-    monkeypatch.setattr("gumbelkit.data.FASHION_MNIST_DIR", missing)
+    monkeypatch.setattr("gumbelkit.workloads.data.FASHION_MNIST_DIR", missing)
     assert main(["bench", "vae", "--out", str(tmp_path)]) == 2
     assert "dataset-fashion-mnist" in capsys.readouterr().err
-    assert not (tmp_path / "vae.md").exists()
+    assert not (tmp_path / "runs.sqlite").exists()
 
 
 def test_bench_vae_rejects_bad_input(data_dir, tmp_path, capsys):
@@ -274,5 +268,10 @@ def test_bench_vae_rejects_bad_input(data_dir, tmp_path, capsys):
     assert "known configurations: 8x4, 10x30" in capsys.readouterr().err
     assert main([*base, "--minutes", "0"]) == 2
     assert "minutes must be" in capsys.readouterr().err
+    # estimators of the registry without settings here are refused before any training
+    for name in ("reinforce", "argmax-st"):
+        assert main([*base, "--estimators", f"st,{name}"]) == 2
+        assert f"no settings for {name}" in capsys.readouterr().err
+    assert not (tmp_path / "runs.sqlite").exists()
     with pytest.raises(ValueError, match="rloo_samples"):
         cv.VAEBenchConfig(rloo_samples=1)

@@ -8,18 +8,21 @@ import torch
 
 import gumbelkit as gk
 from gumbelkit.bench import poly
-from gumbelkit.bench.problems import make_problem
 from gumbelkit.cli import main
-from gumbelkit.lab.runner import torch_threads
+from gumbelkit.harness.executors import torch_threads
+from gumbelkit.harness.runner import run_sweep
+from gumbelkit.workloads.problems import make_problem
 
 OPTIONS = {"gr": {"k": 4}}  # a small k keeps the tests fast; the benchmark uses 100
+
+CPU = torch.device("cpu")
 
 
 @pytest.fixture(autouse=True)
 def _one_thread():
     """Many tiny operations: one thread, as the benchmark runs (20x faster than 2 threads on a
     loaded 2-core machine)."""
-    with torch_threads(poly.THREADS):
+    with torch_threads(poly.EXPERIMENT.threads):
         yield
 
 
@@ -111,9 +114,10 @@ def test_seed_gradients_follow_the_single_run_law(estimator):
 def test_training_seeds_together_is_training_them_apart():
     """softmax is noise-free: seed 0 of a 3-seed run (one Adam over all rows) follows exactly the
     trajectory of a 1-seed run."""
-    config = poly.PolyConfig(seeds=3, steps=40, variables=16, lr=0.05, device="cpu")
-    together = poly.train(config, 2.0, "softmax")
-    alone = poly.train(poly.PolyConfig(seeds=1, steps=40, variables=16, lr=0.05), 2.0, "softmax")
+    config = poly.PolyConfig(seeds=3, steps=40, variables=16, lr=0.05)
+    together = poly.train(config, 2.0, "softmax", CPU)
+    alone = poly.train(poly.PolyConfig(seeds=1, steps=40, variables=16, lr=0.05), 2.0,
+                       "softmax", CPU)
     torch.testing.assert_close(torch.tensor(together["gap"][0]), torch.tensor(alone["gap"][0]))
     assert together["train_last"][0] == pytest.approx(alone["train_last"][0], rel=1e-6)
 
@@ -124,9 +128,10 @@ def test_estimators_reach_their_optima():
     config = poly.PolyConfig(seeds=4, steps=150, variables=16, lr=0.05)
     start = poly.exact_gap(poly.initial_logits(config), 2.0)
     for estimator, fraction in (("reinforce", 0.7), ("rloo", 0.05)):
-        final = torch.tensor([curve[-1] for curve in poly.train(config, 2.0, estimator)["gap"]])
+        final = torch.tensor([curve[-1]
+                              for curve in poly.train(config, 2.0, estimator, CPU)["gap"]])
         assert (final < fraction * start).all(), estimator
-    final = torch.tensor([curve[-1] for curve in poly.train(config, 2.0, "softmax")["gap"]])
+    final = torch.tensor([curve[-1] for curve in poly.train(config, 2.0, "softmax", CPU)["gap"]])
     relaxed = 0.45 * (0.55**2 - 0.45**2)
     torch.testing.assert_close(final, torch.full_like(final, relaxed), rtol=0.02, atol=0)
 
@@ -138,49 +143,50 @@ def test_bench_poly_end_to_end_and_resume(tmp_path, capsys, monkeypatch):
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "| p | estimator | train loss | exact loss | gap to 0.45^p | ms/step |" in printed
-    for name in ("poly.md", "poly.csv", "poly.json", "poly-p1.5.png", "poly-p3.png",
-                 "runs.sqlite"):
+    for name in ("report.md", "report.html", "results.json", "tables/poly-1.csv",
+                 "figures/poly_p1.5.png", "figures/poly_p3.png", "runs.sqlite"):
         assert (out / name).stat().st_size > 0, name
-    with (out / "poly.csv").open() as handle:
+    with (out / "tables" / "poly-1.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    assert tuple(rows[0]) == poly.COLUMNS
-    assert [(r["power"], r["estimator"]) for r in rows] == [
-        (p, e) for p in ("1.5", "3.0") for e in poly.ESTIMATORS]
-    table = (out / "poly.md").read_text()
+    assert [(float(r["p"]), r["estimator"]) for r in rows] == [
+        (p, e) for p in (1.5, 3.0) for e in poly.ESTIMATORS]
     for row in rows:
-        assert f"| {float(row['power']):g} | {row['estimator']} |" in table
-        optimum, gap, exact = (float(row[c]) for c in ("optimum", "gap", "exact"))
-        assert optimum == pytest.approx(0.45 ** float(row["power"]))
-        assert exact == pytest.approx(optimum + gap)
-        assert float(row["gap_low"]) <= gap <= float(row["gap_high"])
-        assert 0 < gap < 0.55 ** float(row["power"]) - optimum
-        assert 0 <= float(row["train_last"]) <= 0.55 ** float(row["power"])
-        assert float(row["seconds_per_step"]) > 0
-    saved = json.loads((out / "poly.json").read_text())
-    assert saved["config"]["steps"] == 6 and saved["config"]["gr_k"] == 3
-    assert len(saved["rows"]) == len(rows) and saved["meta"]["reused"] == 0
+        power = float(row["p"])
+        gap, exact = float(row["gap to 0.45^p"]), float(row["exact loss"])
+        assert exact == pytest.approx(poly.optimum(power) + gap)
+        assert float(row["gap to 0.45^p_low"]) <= gap <= float(row["gap to 0.45^p_high"])
+        assert 0 < gap < 0.55**power - poly.optimum(power)
+        assert 0 <= float(row["train loss"]) <= 0.55**power
+        assert float(row["ms/step"]) > 0
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["experiments"]["POLY"]["config"]["steps"] == 6
+    assert len(saved["experiments"]["POLY"]["summary"]["rows"]) == len(rows)
 
     # the same configuration again: every result comes from runs.sqlite, nothing trains
     def no_training(*args, **kwargs):
         raise AssertionError("a recorded result was trained again")
 
     monkeypatch.setattr(poly, "train", no_training)
-    config = poly.PolyConfig(steps=6, seeds=3, gr_k=3)
-    again = poly.run_poly(out, config, powers=(1.5, 3.0), show_progress=False)
-    assert again["reused"] == len(rows)
-    assert [r["gap"] for r in again["rows"]] == pytest.approx([float(r["gap"]) for r in rows])
+    again = sweep(out, poly.PolyConfig(steps=6, seeds=3, gr_k=3, powers=(1.5, 3.0)))
+    assert again.reused == again.runs == len(rows)
+    assert [r.gap.estimate for r in again.sections[0].summary["rows"]] == pytest.approx(
+        [float(r["gap to 0.45^p"]) for r in rows])
     # another configuration has no records to reuse
     with pytest.raises(AssertionError, match="trained again"):
-        poly.run_poly(out, poly.PolyConfig(steps=7, seeds=3, gr_k=3), powers=(3.0,),
-                      estimators=("rloo",), show_progress=False)
+        sweep(out, poly.PolyConfig(steps=7, seeds=3, gr_k=3, powers=(3.0,),
+                                   estimators=("rloo",)))
+
+
+def sweep(out, config):
+    return run_sweep(out, [(poly.EXPERIMENT, config)], title="poly", show_progress=False)
 
 
 def test_runs_split_over_processes_merge_into_one_table(tmp_path, monkeypatch):
     """Estimators run into separate output directories (as separate processes, on any device)
     merge into one whose single run reuses every result."""
-    config = poly.PolyConfig(steps=6, seeds=3, gr_k=3)
-    parts = {name: poly.run_poly(tmp_path / name, config, powers=(2.0,), estimators=(name,),
-                                 show_progress=False) for name in ("rloo", "gr")}
+    parts = {name: sweep(tmp_path / name, poly.PolyConfig(steps=6, seeds=3, gr_k=3,
+                                                          powers=(2.0,), estimators=(name,)))
+             for name in ("rloo", "gr")}
     for name in parts:
         assert main(["merge-runs", str(tmp_path / "all" / "runs.sqlite"),
                      str(tmp_path / name / "runs.sqlite")]) == 0
@@ -189,11 +195,11 @@ def test_runs_split_over_processes_merge_into_one_table(tmp_path, monkeypatch):
         raise AssertionError("a recorded result was trained again")
 
     monkeypatch.setattr(poly, "train", no_training)
-    merged = poly.run_poly(tmp_path / "all", config, powers=(2.0,), estimators=("gr", "rloo"),
-                           show_progress=False)
-    assert merged["reused"] == merged["results"] == 2
-    assert [row["gap"] for row in merged["rows"]] == [parts[name]["rows"][0]["gap"]
-                                                      for name in ("gr", "rloo")]
+    merged = sweep(tmp_path / "all", poly.PolyConfig(steps=6, seeds=3, gr_k=3, powers=(2.0,),
+                                                     estimators=("gr", "rloo")))
+    assert merged.reused == merged.runs == 2
+    assert [row.gap for row in merged.sections[0].summary["rows"]] == [
+        parts[name].sections[0].summary["rows"][0].gap for name in ("gr", "rloo")]
 
 
 def test_bench_poly_rejects_bad_input(tmp_path, capsys):
@@ -201,3 +207,6 @@ def test_bench_poly_rejects_bad_input(tmp_path, capsys):
     assert "known estimators" in capsys.readouterr().err
     assert main(["bench", "poly", "--steps", "0", "--out", str(tmp_path)]) == 2
     assert "steps must be" in capsys.readouterr().err
+    assert main(["bench", "poly", "--smoke", "--full", "--out", str(tmp_path)]) == 2
+    assert "exclusive" in capsys.readouterr().err
+    assert not (tmp_path / "runs.sqlite").exists()  # refused before any work

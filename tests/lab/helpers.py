@@ -7,8 +7,9 @@ from pathlib import Path
 
 import torch
 
-from gumbelkit.lab.experiment import Experiment, Figure, Table, Verdict
-from gumbelkit.lab.runner import torch_threads
+from gumbelkit.harness.executors import torch_threads
+from gumbelkit.harness.protocol import Experiment, Figure, Table, Verdict
+from gumbelkit.harness.report import to_jsonable
 
 
 def run_tiny(experiment: Experiment, tmp_path: Path) -> dict:
@@ -29,7 +30,7 @@ def run_tiny(experiment: Experiment, tmp_path: Path) -> dict:
     assert json.dumps(again, sort_keys=True) == json.dumps(results[0][1], sort_keys=True), \
         "a run is deterministic given its key"
     summary = experiment.summarize(config, results)
-    json.dumps(summary)
+    json.dumps(to_jsonable(summary), allow_nan=False)  # results.json is strict JSON
     verdict = experiment.verdict(summary)
     assert isinstance(verdict, Verdict) and verdict.answer
     assert isinstance(experiment.setup(config), str)

@@ -2,6 +2,7 @@
 
 import copy
 
+from gumbelkit.harness.statistics import Decision, Interval
 from gumbelkit.lab.e1_gumbel_max import EXPERIMENT
 
 from .helpers import run_tiny
@@ -13,7 +14,7 @@ def test_e1_runs_end_to_end(tmp_path):
 
 
 def _summary(gumbel_rejected: bool, argmax_rejected: bool) -> dict:
-    interval = {"estimate": 0.01, "low": 0.005, "high": 0.02, "n": 3}
+    interval = Interval(0.01, 0.005, 0.02, 3)
     def method(rejected):
         return {"tv": interval, "tv_minus_reference": interval, "min_p_value": 1e-9 if rejected
                 else 0.4, "rejected": rejected}
@@ -29,8 +30,8 @@ def _summary(gumbel_rejected: bool, argmax_rejected: bool) -> dict:
 
 def test_e1_verdict_both_ways():
     holds = EXPERIMENT.verdict(_summary(gumbel_rejected=False, argmax_rejected=True))
-    assert holds.holds is True and "matches" in holds.answer
+    assert holds.decision is Decision.YES and "matches" in holds.answer
     fails = EXPERIMENT.verdict(_summary(gumbel_rejected=True, argmax_rejected=True))
-    assert fails.holds is False and "does not match" in fails.answer
+    assert fails.decision is Decision.NO and "does not match" in fails.answer
     mode_sampler = EXPERIMENT.verdict(copy.deepcopy(_summary(False, argmax_rejected=False)))
-    assert mode_sampler.holds is False
+    assert mode_sampler.decision is Decision.NO

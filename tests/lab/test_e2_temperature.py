@@ -1,5 +1,6 @@
 """E2: smoke test at the tiny budget, and the verdict every way."""
 
+from gumbelkit.harness.statistics import Decision, Interval
 from gumbelkit.lab.e2_temperature import EXPERIMENT, METRICS
 
 from .helpers import run_tiny
@@ -13,12 +14,11 @@ def test_e2_runs_end_to_end(tmp_path):
     assert set(summary["curves"]["gs"]) == set(TAUS)
     assert set(summary["curves"]["gs"]["1"]) == set(METRICS)
     assert summary["min_exact_one_hot"]["st-gs"] == 1.0  # hard samples are exactly one-hot
-    assert summary["curves"]["softmax"]["1"]["flip_rate"]["high"] == 0.0  # no noise, no flips
+    assert summary["curves"]["softmax"]["1"]["flip_rate"].high == 0.0  # no noise, no flips
 
 
-def _interval(estimate: float, half_width: float = 0.001) -> dict:
-    return {"estimate": estimate, "low": estimate - half_width, "high": estimate + half_width,
-            "n": 6}
+def _interval(estimate: float, half_width: float = 0.001) -> Interval:
+    return Interval(estimate, estimate - half_width, estimate + half_width, 6)
 
 
 def _point(gap: float, distance: float, tv: float, mode: float, flips: float,
@@ -55,7 +55,7 @@ def _summary(share_change: float, change_width: float = 0.01, exact: float = 1.0
 
 def test_e2_verdict_holds_when_the_noise_gains_significance():
     verdict = EXPERIMENT.verdict(_summary(share_change=0.2))
-    assert verdict.holds is True
+    assert verdict.decision is Decision.YES
     assert "the noise gains significance" in verdict.answer
     assert "0.81 [0.809, 0.811]" in verdict.answer  # GS noise share at tau=100
     assert "0.55 [0.549, 0.551]" in verdict.answer  # GS flip rate
@@ -63,7 +63,7 @@ def test_e2_verdict_holds_when_the_noise_gains_significance():
 
 def test_e2_verdict_fails_when_the_noise_loses_significance():
     verdict = EXPERIMENT.verdict(_summary(share_change=-0.3))
-    assert verdict.holds is False
+    assert verdict.decision is Decision.NO
     assert "Observation 1 holds" in verdict.answer
     assert "Observation 2 does not hold" in verdict.answer
     assert "-0.3 [-0.31, -0.29]" in verdict.answer
@@ -72,18 +72,18 @@ def test_e2_verdict_fails_when_the_noise_loses_significance():
 
 def test_e2_verdict_inconclusive_when_the_change_is_not_resolved():
     verdict = EXPERIMENT.verdict(_summary(share_change=0.05, change_width=0.1))
-    assert verdict.holds is None
+    assert verdict.decision is Decision.UNDECIDED
     assert "no change in the noise's significance is resolved" in verdict.answer
 
 
 def test_e2_verdict_fails_when_hard_samples_are_not_one_hot():
     verdict = EXPERIMENT.verdict(_summary(share_change=0.2, exact=0.9))
-    assert verdict.holds is False
+    assert verdict.decision is Decision.NO
     assert "Answer 4's PS does not hold: 0 of 1 hard samplers" in verdict.answer
 
 
 def test_e2_verdict_fails_when_gs_is_not_near_one_hot_at_low_tau():
     verdict = EXPERIMENT.verdict(_summary(share_change=0.2, low_gap=0.2))
-    assert verdict.holds is False
+    assert verdict.decision is Decision.NO
     assert "Observation 1 does not hold" in verdict.answer
     assert "0.2 [0.199, 0.201] for GS" in verdict.answer

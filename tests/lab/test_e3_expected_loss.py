@@ -4,8 +4,9 @@ import pytest
 import torch
 
 import gumbelkit as gk
-from gumbelkit.bench.problems import make_problem
+from gumbelkit.harness.statistics import Decision, Interval
 from gumbelkit.lab.e3_expected_loss import EXPERIMENT, OBJECTIVES, linear_twin
+from gumbelkit.workloads.problems import make_problem
 
 from .helpers import run_tiny
 
@@ -18,7 +19,7 @@ def test_e3_runs_end_to_end(tmp_path):
     assert set(summary["objectives"]) == set(OBJECTIVES)
     nonlinear = summary["objectives"]["nonlinear"]
     assert set(nonlinear["softmax_minus"]) == set(SAMPLING)
-    assert summary["gradients"]["softmax"]["1"]["variance"]["high"] == 0.0  # deterministic
+    assert summary["gradients"]["softmax"]["1"]["variance"].high == 0.0  # deterministic
 
 
 def test_linear_twin_agrees_with_f_on_one_hot_points_and_is_linear():
@@ -41,9 +42,8 @@ def test_linear_twin_rejects_a_coupled_f():
         linear_twin(coupled, 3, 2)
 
 
-def _interval(estimate: float, half_width: float = 0.0005) -> dict:
-    return {"estimate": estimate, "low": estimate - half_width, "high": estimate + half_width,
-            "n": 5}
+def _interval(estimate: float, half_width: float = 0.0005) -> Interval:
+    return Interval(estimate, estimate - half_width, estimate + half_width, 5)
 
 
 def _objective(differences: dict[str, float], width: float = 0.0005) -> dict:
@@ -51,7 +51,7 @@ def _objective(differences: dict[str, float], width: float = 0.0005) -> dict:
                                             differences.items()}}
     return {"final_gap": gaps,
             "softmax_minus": {n: _interval(d, width) for n, d in differences.items()},
-            "p_category_0": {n: _interval(10 * g["estimate"]) for n, g in gaps.items()},
+            "p_category_0": {n: _interval(10 * g.estimate) for n, g in gaps.items()},
             "curves": {}}
 
 
@@ -75,7 +75,7 @@ NONE_BETTER = dict.fromkeys(SAMPLING, 0.0)
 def test_e3_verdict_holds_when_sampling_wins_only_on_the_nonlinear_f():
     nonlinear = {**NONE_BETTER, "rloo": 0.0445, "reinmax": 0.039}
     verdict = EXPERIMENT.verdict(_summary(nonlinear, NONE_BETTER))
-    assert verdict.holds is True
+    assert verdict.decision is Decision.YES
     assert "worse than 2 of 5 sampling estimators (reinmax, rloo)" in verdict.answer
     assert "reinmax 0.006 [0.0055, 0.0065]" in verdict.answer  # its final gap
     assert "softmax-tau is worse than 0 of 5" in verdict.answer
@@ -85,7 +85,7 @@ def test_e3_verdict_holds_when_sampling_wins_only_on_the_nonlinear_f():
 
 def test_e3_verdict_fails_when_no_sampling_estimator_does_better():
     verdict = EXPERIMENT.verdict(_summary(NONE_BETTER, NONE_BETTER))
-    assert verdict.holds is False
+    assert verdict.decision is Decision.NO
     assert "worse than 0 of 5 sampling estimators" in verdict.answer
 
 
@@ -93,12 +93,12 @@ def test_e3_verdict_fails_when_sampling_also_wins_on_the_linear_f():
     nonlinear = {**NONE_BETTER, "rloo": 0.0445}
     linear = {**NONE_BETTER, "gs": 0.01}
     verdict = EXPERIMENT.verdict(_summary(nonlinear, linear))
-    assert verdict.holds is False
+    assert verdict.decision is Decision.NO
     assert "softmax-tau is worse than 1 of 5 (gs)" in verdict.answer
 
 
 def test_e3_verdict_inconclusive_when_intervals_straddle_the_tolerance():
     nonlinear = {**NONE_BETTER, "rloo": 0.002}
     verdict = EXPERIMENT.verdict(_summary(nonlinear, NONE_BETTER, width=0.003))
-    assert verdict.holds is None
+    assert verdict.decision is Decision.UNDECIDED
     assert "worse than 0 of 5 sampling estimators" in verdict.answer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from gumbelkit.harness.statistics import Decision, Interval
 from gumbelkit.lab.e4_vae import EXPERIMENT
 
 from .helpers import run_tiny
@@ -17,14 +18,13 @@ def test_e4_runs_end_to_end(tmp_path):
     assert set(summary["softmax_minus"]) == set(NOISY)
     entry = summary["by_estimator"]["gs"]
     assert {"tau", "discrete_elbo", "iw_bound", "relaxed", "kl"} <= set(entry)
-    assert entry["discrete_elbo"]["n"] == 2
+    assert entry["discrete_elbo"].n == 2
     assert len(summary["generated"]["softmax"]) == 4
     assert len(summary["generated"]["softmax"][0]) == 784 or summary["data"].startswith("scikit")
 
 
-def _interval(estimate: float, half_width: float = 2.0, n: int = 4) -> dict:
-    return {"estimate": estimate, "low": estimate - half_width, "high": estimate + half_width,
-            "n": n}
+def _interval(estimate: float, half_width: float = 2.0, n: int = 4) -> Interval:
+    return Interval(estimate, estimate - half_width, estimate + half_width, n)
 
 
 def _summary(elbo_gap: float, iw_gap: float) -> dict:
@@ -45,7 +45,7 @@ def _summary(elbo_gap: float, iw_gap: float) -> dict:
 
 def test_e4_verdict_holds_when_softmax_is_worse_on_both_bounds():
     verdict = EXPERIMENT.verdict(_summary(elbo_gap=137.25, iw_gap=15.5))
-    assert verdict.holds is True
+    assert verdict.decision is Decision.YES
     assert "437" in verdict.answer and "137" in verdict.answer and "15.5" in verdict.answer
     assert "251" in verdict.answer and "Fashion-MNIST" in verdict.answer
     assert "4 of 4 intervals above 0" in verdict.answer
@@ -53,19 +53,19 @@ def test_e4_verdict_holds_when_softmax_is_worse_on_both_bounds():
 
 def test_e4_verdict_fails_when_softmax_is_better():
     verdict = EXPERIMENT.verdict(_summary(elbo_gap=-12.0, iw_gap=-6.0))
-    assert verdict.holds is False
+    assert verdict.decision is Decision.NO
     assert "significantly better" in verdict.answer and "-12" in verdict.answer
-    assert EXPERIMENT.verdict(_summary(elbo_gap=140.0, iw_gap=-6.0)).holds is False
+    assert EXPERIMENT.verdict(_summary(elbo_gap=140.0, iw_gap=-6.0)).decision is Decision.NO
 
 
 def test_e4_verdict_inconclusive_when_generation_does_not_separate():
     verdict = EXPERIMENT.verdict(_summary(elbo_gap=140.0, iw_gap=0.5))
-    assert verdict.holds is None
+    assert verdict.decision is Decision.UNDECIDED
     assert "not significantly worse" in verdict.answer and "0.5" in verdict.answer
 
 
 def test_e4_falls_back_to_digits_and_says_so(tmp_path, monkeypatch):
-    from gumbelkit import data
+    from gumbelkit.workloads import data
 
     monkeypatch.setattr(data, "FASHION_MNIST_DIR", tmp_path / "absent")
     config = EXPERIMENT.make_config("tiny")

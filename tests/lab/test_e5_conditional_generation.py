@@ -1,5 +1,6 @@
 """E5: smoke test at the tiny budget, and the verdict both ways."""
 
+from gumbelkit.harness.statistics import Decision, Interval
 from gumbelkit.lab.e5_conditional_generation import EXPERIMENT, GENERATIONS
 
 from .helpers import run_tiny
@@ -11,15 +12,15 @@ def test_e5_runs_end_to_end(tmp_path):
     assert len(summary["settings"]) == len(config.estimators) * len(config.taus)
     for entry in summary["settings"].values():
         for generation in GENERATIONS:
-            shares = [entry[generation][k]["estimate"] for k in ("obama", "trump", "hybrid")]
+            shares = [entry[generation][k].estimate for k in ("obama", "trump", "hybrid")]
             assert abs(sum(shares) - 1) < 1e-6
-            assert 0 <= entry[generation]["mode_error"]["estimate"] <= 1
-        assert 0 <= entry["p_minority"]["estimate"] <= 0.5
+            assert 0 <= entry[generation]["mode_error"].estimate <= 1
+        assert 0 <= entry["p_minority"].estimate <= 0.5
     assert set(summary["softmax_minus_gs_one_hot"]) == {f"{t:g}" for t in config.taus}
 
 
 def _interval(estimate, low, high):
-    return {"estimate": estimate, "low": low, "high": high, "n": 5}
+    return Interval(estimate, low, high, 5)
 
 
 def _setting(obama, trump, hybrid, error_low, error_high):
@@ -48,19 +49,20 @@ def test_e5_verdict_both_ways():
     good = _setting(0.27, 0.72, 0.01, 0.02, 0.06)
     hybrid = _setting(0.0, 0.1, 0.9, 0.85, 0.95)
     holds = EXPERIMENT.verdict(_summary(softmax=hybrid, gs=good))
-    assert holds.holds is True
+    assert holds.decision is Decision.YES
     assert "0.9 [0.9, 0.9] hybrids" in holds.answer and "produces hybrid outputs" in holds.answer
     assert "0.27 [0.27, 0.27]" in holds.answer and "0 of 2 settings" in holds.answer
 
     collapsed = _setting(0.0, 0.996, 0.004, 0.29, 0.31)
     single = EXPERIMENT.verdict(_summary(softmax=collapsed, gs=good))
-    assert single.holds is True and "collapses onto a single voice" in single.answer
+    assert single.decision is Decision.YES and "collapses onto a single voice" in single.answer
 
     softmax_recovers = EXPERIMENT.verdict(_summary(softmax=good, gs=good))
-    assert softmax_recovers.holds is False and "does not always miss" in softmax_recovers.answer
+    assert softmax_recovers.decision is Decision.NO
+    assert "does not always miss" in softmax_recovers.answer
 
     gs_fails = EXPERIMENT.verdict(_summary(softmax=hybrid, gs=collapsed))
-    assert gs_fails.holds is False and "does not clearly recover" in gs_fails.answer
+    assert gs_fails.decision is Decision.NO and "does not clearly recover" in gs_fails.answer
 
     unclear = _setting(0.2, 0.7, 0.1, 0.1, 0.2)
-    assert EXPERIMENT.verdict(_summary(softmax=hybrid, gs=unclear)).holds is None
+    assert EXPERIMENT.verdict(_summary(softmax=hybrid, gs=unclear)).decision is Decision.UNDECIDED

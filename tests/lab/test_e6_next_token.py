@@ -2,6 +2,7 @@
 
 import torch
 
+from gumbelkit.harness.statistics import Decision, Interval
 from gumbelkit.lab.e6_next_token import EXPERIMENT, transitions
 
 from .helpers import run_tiny
@@ -12,11 +13,11 @@ def test_e6_runs_end_to_end(tmp_path):
     config = EXPERIMENT.make_config("tiny")
     assert len(summary["settings"]) == len(config.estimators) * len(config.taus)
     reference = summary["settings"][summary["reference"]]
-    assert reference["max_ratio"]["estimate"] == 1.0
-    assert reference["nonfinite_steps"]["estimate"] == 0.0
+    assert reference["max_ratio"].estimate == 1.0
+    assert reference["nonfinite_steps"].estimate == 0.0
     for entry in summary["settings"].values():
-        assert entry["excess_nll"]["estimate"] >= 0
-        assert 0 <= entry["nonfinite_steps"]["estimate"] <= 1
+        assert entry["excess_nll"].estimate >= 0
+        assert 0 <= entry["nonfinite_steps"].estimate <= 1
 
 
 def test_transitions_are_distributions():
@@ -26,7 +27,7 @@ def test_transitions_are_distributions():
 
 
 def _interval(estimate, low, high):
-    return {"estimate": estimate, "low": low, "high": high, "n": 5}
+    return Interval(estimate, low, high, 5)
 
 
 def _setting(estimator, tau, ratio=(1.0, 0.9, 1.1), nonfinite=(0.0, 0.0, 0.0),
@@ -55,16 +56,16 @@ def _summary(gs_small_tau):
 def test_e6_verdict_both_ways():
     nonfinite = _setting("gs", 0.1, ratio=(10.0, 9.9, 10.2), nonfinite=(0.015, 0.011, 0.019))
     holds = EXPERIMENT.verdict(_summary(nonfinite))
-    assert holds.holds is True and "blows up (at gs, tau=0.1)" in holds.answer
+    assert holds.decision is Decision.YES and "blows up (at gs, tau=0.1)" in holds.answer
     assert "0.015 [0.011, 0.019]" in holds.answer and "10 [9.9, 10]" in holds.answer
     assert "in 2 of 3 Gumbel settings" in holds.answer and "st-gs, tau=1: 2.9 [2.7, 3]" in \
         holds.answer
 
     large = EXPERIMENT.verdict(_summary(_setting("gs", 0.1, ratio=(40.0, 30.0, 50.0))))
-    assert large.holds is True
+    assert large.decision is Decision.YES
 
     calm = EXPERIMENT.verdict(_summary(_setting("gs", 0.1, ratio=(2.0, 1.8, 2.2))))
-    assert calm.holds is False and "does not blow up (at no tau)" in calm.answer
+    assert calm.decision is Decision.NO and "does not blow up (at no tau)" in calm.answer
 
     unclear = EXPERIMENT.verdict(_summary(_setting("gs", 0.1, ratio=(10.0, 8.0, 12.0))))
-    assert unclear.holds is None and "does not clearly blow up" in unclear.answer
+    assert unclear.decision is Decision.UNDECIDED and "does not clearly blow up" in unclear.answer

@@ -1,8 +1,8 @@
 """E7: smoke test at the tiny budget, the critic and bandit pieces, and the verdict every way."""
 
-import torch
 
-from gumbelkit.lab.e7_actor_critic import EXPERIMENT, Config, _Bandit, _Critics
+from gumbelkit.harness.statistics import Decision, Interval
+from gumbelkit.lab.e7_actor_critic import EXPERIMENT
 
 from .helpers import run_tiny
 
@@ -13,37 +13,13 @@ def test_e7_runs_end_to_end(tmp_path):
     assert {"softmax tau=0.5", "gs tau=0.5", "st-gs tau=1", "reinmax tau=1", "rloo (critic)",
             "rloo (reward)"} <= labels
     for m in summary["methods"].values():
-        assert 0.0 <= m["return"]["estimate"] <= 1.0
-        assert m["return"]["n"] == 2
+        assert 0.0 <= m["return"].estimate <= 1.0
+        assert m["return"].n == 2
     assert summary["reference"]["actors"] and summary["one_hot"]["actors"]
 
 
-def test_bandit_value_is_the_expected_reward_of_a_product_policy():
-    config = Config(seeds=2, states=3, components=2, choices=3)
-    bandit = _Bandit(config, torch.device("cpu"))
-    probs = torch.softmax(torch.randn(2, 3, 2, 3, generator=torch.Generator().manual_seed(0)), -1)
-    joint = torch.cartesian_prod(torch.arange(3), torch.arange(3))  # (9, 2)
-    actions = torch.nn.functional.one_hot(joint, 3).float()  # (9, 2, 3)
-    rewards = bandit.value(actions[:, None, None].expand(9, 2, 3, 2, 3))  # (9, seeds, states)
-    weights = probs[:, :, 0, joint[:, 0]] * probs[:, :, 1, joint[:, 1]]  # (seeds, states, 9)
-    expected = (weights * rewards.permute(1, 2, 0)).sum(-1)
-    torch.testing.assert_close(bandit.value(probs), expected)
-    assert torch.allclose(rewards.amax(0), torch.ones(2, 3))  # the optimum of each state is 1
-    assert torch.allclose(rewards.amin(0), torch.zeros(2, 3))
-
-
-def test_critics_of_different_seeds_are_independent():
-    config = Config(seeds=2, hidden=8)
-    critics = _Critics(config, torch.device("cpu"))
-    x = torch.rand(5, 2, config.states, config.components, config.choices)
-    out = critics(x)
-    assert out.shape == (5, 2, config.states)
-    out[:, 0].sum().backward()
-    assert all(w.grad[1].abs().sum() == 0 for w in critics.weights)
-
-
 def _interval(estimate, low, high, n=16):
-    return {"estimate": estimate, "low": low, "high": high, "n": n}
+    return Interval(estimate, low, high, n)
 
 
 def _summary(softmax_diffs):
@@ -70,14 +46,14 @@ def _summary(softmax_diffs):
 
 def test_e7_verdict_every_way():
     worse = EXPERIMENT.verdict(_summary({0.2: (-0.2, -0.22, -0.18), 3.0: (-0.05, -0.07, -0.03)}))
-    assert worse.holds is True and "cannot substitute" in worse.answer
+    assert worse.decision is Decision.YES and "cannot substitute" in worse.answer
     assert "-0.05 [-0.07, -0.03]" in worse.answer and "0.95 [0.94, 0.96]" in worse.answer
 
     substitutes = EXPERIMENT.verdict(_summary({0.2: (-0.2, -0.22, -0.18),
                                                3.0: (0.002, -0.004, 0.008)}))
-    assert substitutes.holds is False and "can substitute" in substitutes.answer
+    assert substitutes.decision is Decision.NO and "can substitute" in substitutes.answer
     assert "0.002 [-0.004, 0.008]" in substitutes.answer
 
     unclear = EXPERIMENT.verdict(_summary({0.2: (-0.2, -0.22, -0.18),
                                            3.0: (-0.01, -0.03, 0.01)}))
-    assert unclear.holds is None and "not separated" in unclear.answer
+    assert unclear.decision is Decision.UNDECIDED and "not separated" in unclear.answer

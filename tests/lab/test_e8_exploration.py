@@ -1,9 +1,8 @@
 """E8: smoke test at the tiny budget, the trap's exact expectation, and the verdict every way."""
 
-import torch
 
-import gumbelkit as gk
-from gumbelkit.lab.e8_exploration import EXPERIMENT, Config, Trap
+from gumbelkit.harness.statistics import Decision, Interval
+from gumbelkit.lab.e8_exploration import EXPERIMENT
 
 from .helpers import run_tiny
 
@@ -14,23 +13,11 @@ def test_e8_runs_end_to_end(tmp_path):
             "reinmax tau=1", "exact", "rloo"} <= set(summary["methods"])
     assert summary["seeds"] == 8
     for m in summary["methods"].values():
-        assert 0.0 <= m["success"]["estimate"] <= 1.0
-
-
-def test_trap_is_deceptive_and_its_batched_expectation_is_exact():
-    config = Config(variables=3, categories=3, global_value=5.0)
-    trap = Trap(config)
-    one_hot = torch.eye(3)
-    assert trap(one_hot[[0, 1, 0]]) == 2.0  # local optimum: no variable on the last option
-    assert trap(one_hot[[2, 2, 0]]) == 0.0  # close to the global optimum, yet the worst value
-    assert trap(one_hot[[2, 2, 2]]) == 5.0  # global optimum
-    logits = torch.randn(4, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    expected = torch.stack([gk.exact.expectation(trap, row) for row in logits])
-    torch.testing.assert_close(trap.expectation(logits), expected)
+        assert 0.0 <= m["success"].estimate <= 1.0
 
 
 def _interval(estimate, low, high, n=128):
-    return {"estimate": estimate, "low": low, "high": high, "n": n}
+    return Interval(estimate, low, high, n)
 
 
 def _summary(gs_minus_softmax, gaussian_minus_gs):
@@ -51,13 +38,13 @@ def _summary(gs_minus_softmax, gaussian_minus_gs):
 
 def test_e8_verdict_every_way():
     helps = EXPERIMENT.verdict(_summary((0.11, 0.07, 0.15), (0.0, -0.04, 0.05)))
-    assert helps.holds is True and "escapes more often" in helps.answer
+    assert helps.decision is Decision.YES and "escapes more often" in helps.answer
     assert "0.11 [0.07, 0.15]" in helps.answer and "as often as Gumbel" in helps.answer
 
     hurts = EXPERIMENT.verdict(_summary((-0.11, -0.15, -0.07), (0.2, 0.1, 0.3)))
-    assert hurts.holds is False and "escapes less often" in hurts.answer
+    assert hurts.decision is Decision.NO and "escapes less often" in hurts.answer
     assert "more often than Gumbel" in hurts.answer
 
     unclear = EXPERIMENT.verdict(_summary((0.02, -0.03, 0.07), (-0.2, -0.3, -0.1)))
-    assert unclear.holds is None and "not shown" in unclear.answer
+    assert unclear.decision is Decision.UNDECIDED and "not shown" in unclear.answer
     assert "less often than Gumbel" in unclear.answer

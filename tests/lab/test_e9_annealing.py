@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from gumbelkit.harness.statistics import Decision, Interval
 from gumbelkit.lab.e9_annealing import EXPERIMENT, Config
 
 from .helpers import run_tiny
@@ -14,10 +15,10 @@ def test_e9_runs_end_to_end(tmp_path):
     assert set(summary["estimators"]) == {"softmax", "gs", "st-gs", "reinmax"}
     gs = summary["estimators"]["gs"]
     assert set(gs["schedules"]) == {"tau=0.5", "tau=1", "annealed"}
-    assert gs["best_constant"] in (0.5, 1.0) and gs["annealed_minus_best"]["n"] == 2
+    assert gs["best_constant"] in (0.5, 1.0) and gs["annealed_minus_best"].n == 2
     noise = summary["noise"]
     assert noise["taus"] == [0.5, 1.0] and len(noise["by_tau"]) == 2
-    assert 0 <= noise["start"]["estimate"] <= 1
+    assert 0 <= noise["start"].estimate <= 1
 
 
 def test_e9_schedule_reaches_tau_min_at_the_set_fraction():
@@ -29,9 +30,8 @@ def test_e9_schedule_reaches_tau_min_at_the_set_fraction():
     assert config.noise_grid() == sorted({*config.noise_taus, 0.5, 1.0})
 
 
-def _interval(estimate: float, half_width: float, n: int = 4) -> dict:
-    return {"estimate": estimate, "low": estimate - half_width, "high": estimate + half_width,
-            "n": n}
+def _interval(estimate: float, half_width: float, n: int = 4) -> Interval:
+    return Interval(estimate, estimate - half_width, estimate + half_width, n)
 
 
 def _summary(anneal_gain: float, noise_change: float) -> dict:
@@ -53,19 +53,20 @@ def _summary(anneal_gain: float, noise_change: float) -> dict:
 
 def test_e9_verdict_holds_when_annealing_wins_and_noise_shrinks():
     verdict = EXPERIMENT.verdict(_summary(anneal_gain=-2.75, noise_change=-0.125))
-    assert verdict.holds is True
+    assert verdict.decision is Decision.YES
     assert "-2.75" in verdict.answer and "-0.125" in verdict.answer and "-0.18" in verdict.answer
     assert "annealing better" in verdict.answer and "as claimed" in verdict.answer
 
 
 def test_e9_verdict_fails_when_annealing_loses_or_noise_grows():
     worse = EXPERIMENT.verdict(_summary(anneal_gain=1.5, noise_change=-0.125))
-    assert worse.holds is False and "annealing worse" in worse.answer and "1.5" in worse.answer
+    assert worse.decision is Decision.NO
+    assert "annealing worse" in worse.answer and "1.5" in worse.answer
     growing = EXPERIMENT.verdict(_summary(anneal_gain=-2.75, noise_change=0.155))
-    assert growing.holds is False and "contrary to the claim" in growing.answer
+    assert growing.decision is Decision.NO and "contrary to the claim" in growing.answer
     assert "0.155" in growing.answer
 
 
 def test_e9_verdict_inconclusive_on_a_tie():
     verdict = EXPERIMENT.verdict(_summary(anneal_gain=0.25, noise_change=-0.125))
-    assert verdict.holds is None and "no significant difference" in verdict.answer
+    assert verdict.decision is Decision.UNDECIDED and "no significant difference" in verdict.answer

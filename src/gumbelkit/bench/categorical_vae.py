@@ -1,9 +1,9 @@
 """Categorical VAE benchmark: the MNIST-VAE protocol of Liu et al. (2023, "Bridging Discrete and
 Backpropagation: Straight-Through and Beyond", ReinMax) on Fashion-MNIST.
 
-Protocol. The categorical VAE of :mod:`gumbelkit.vae` (after Jang, Gu and Poole 2017, "Categorical
-Reparameterization with Gumbel-Softmax"): encoder ``784-512-256-(L*C)`` with ReLU and logits
-without activation, decoder mirrored with a sigmoid output, binary cross-entropy against the
+Protocol. The categorical VAE of :mod:`gumbelkit.workloads.vae` (after Jang, Gu and Poole 2017,
+"Categorical Reparameterization with Gumbel-Softmax"): encoder ``784-512-256-(L*C)`` with ReLU and
+logits without activation, decoder mirrored with a sigmoid output, binary cross-entropy against the
 grayscale pixels, the analytic KL of q(z|x) to a uniform categorical prior, batches of 100, a
 constant temperature. Two configurations, named ``CxL`` (C categories, L variables): ``8x4``
 (Adam) and ``10x30`` (RAdam). The learning rate and tau of ``st``, ``st-gs``, ``gr`` (Gumbel-Rao,
@@ -41,23 +41,22 @@ floor ``sqrt(sum Var g_hat / draws) / ||g||``, the cosine of ``mean g_hat`` with
 measures) and the mean cosine of single draws with g; before training and after epochs 1, 2, 4,
 8, ... and the last.
 
-Throughput, in the same run: training steps per second of :func:`gumbelkit.vae.train` with
+Throughput, in the same run: training steps per second of :func:`gumbelkit.workloads.vae.train` with
 ``st-gs`` against the same model and step written in plain PyTorch with
 ``torch.nn.functional.gumbel_softmax(hard=True)``, alternating repetitions on the same threads.
 
-Every result is recorded in ``runs.sqlite`` of the output directory as it finishes (see
-:mod:`gumbelkit.bench.common`) and reused by the next run with the same configuration.
-:func:`run_vae` writes ``vae.md``, ``vae.csv``, ``vae-gradients.csv``, ``vae-throughput.csv``,
-``vae.json`` and the figures ``vae-curves.png`` and ``vae-gradients.png``.
+Each (configuration, estimator, seed) is one run of the harness (:mod:`gumbelkit.harness`):
+recorded as it finishes, reused by the next sweep with the same configuration, spread over
+worker processes or Ray tasks by the executor. The throughput comparison is its own experiment,
+whose runs time things and so run alone (``exclusive``). Estimators without settings here
+(:data:`SETTINGS`) are refused before any training.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import sys
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,29 +64,19 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from .. import vae
-from ..data import ImageData, load_fashion_mnist
 from ..estimators import ESTIMATORS as REGISTRY
 from ..exact import configurations, gradient_statistics
 from ..expectation import expectation
-from ..lab.experiment import ExperimentConfig
-from ..lab.plotting import plt, save
-from ..lab.runner import machine_description, resolve_device, torch_threads
-from ..lab.statistics import bootstrap
-from .common import (
-    check_estimators,
-    interval_fields,
-    interval_text,
-    markdown_footer,
-    recording,
-    write_csv,
-    write_json,
-)
+from ..harness.plotting import plt, save
+from ..harness.protocol import Experiment, ExperimentConfig, Figure, Table, option
+from ..harness.statistics import bootstrap
+from ..workloads import vae
+from ..workloads.data import ImageData, load_fashion_mnist
+from .estimators import check_estimators
 
-__all__ = ["CONFIGURATIONS", "ESTIMATORS", "SETTINGS", "Latent", "VAEBenchConfig",
-           "exact_reconstruction", "gradient_diagnostic", "plain_train", "run_vae",
+__all__ = ["CONFIGURATIONS", "ESTIMATORS", "EXPERIMENT", "SETTINGS", "THROUGHPUT", "Latent",
+           "VAEBenchConfig", "exact_reconstruction", "gradient_diagnostic", "plain_train",
            "throughput", "train"]
 
 EXPERIMENT = "bench-vae"
@@ -122,45 +111,39 @@ SETTINGS_NOTE = (
     "st, most likely a typo: 7e-4 is used. softmax, gs (the lr and tau of st-gs) and rloo (lr "
     "5e-4, 2 samples, tau unused) are this benchmark's choices."
 )
-# torch CPU threads while training: on the project's loaded 2-core machine 1 thread measured
-# 13-18 ms per st-gs step against 60-190 ms with 2 threads
-THREADS = 1
 EXACT_LIMIT = 2**16  # enumerate the codes for the gradient diagnostic up to this many
 DIAGNOSTIC_CHUNK = 32  # gradient draws computed together
 DIAGNOSTIC_SEED = 1_000_003  # the diagnostic's noise is its own, apart from training's
 THROUGHPUT_WARMUP = 5  # steps of each implementation before timing
 THROUGHPUT_ESTIMATOR = "st-gs"  # torch's gumbel_softmax(hard=True) is this estimator
-COLUMNS = ("configuration", "estimator", "optimizer", "lr", "tau", "seeds", "epochs_min",
-           "epochs_max", "steps_min", "steps_max", "train", "train_low", "train_high",
-           "test_elbo", "test_elbo_low", "test_elbo_high", "test_iw", "test_iw_low",
-           "test_iw_high", "seconds_per_step")
-GRADIENT_COLUMNS = ("configuration", "estimator", "seed", "epoch", "step", "relative_bias",
-                    "relative_bias_se", "cosine_of_mean", "cosine", "bias", "bias_se",
-                    "variance", "mse", "snr", "exact_norm", "draws", "seconds")
-THROUGHPUT_COLUMNS = ("configuration", "estimator", "tau", "steps", "repeats",
-                      "gumbelkit_steps_per_second", "plain_steps_per_second", "ratio",
-                      "ratio_low", "ratio_high")
-
-
 @dataclass
 class VAEBenchConfig(ExperimentConfig):
-    """The protocol of one benchmark run; its digest keys the recorded results."""
+    """The protocol of one benchmark sweep; its digest keys the recorded results."""
 
-    seeds: int = 1
-    epochs: int = 0  # 0: train for `minutes` instead
-    minutes: float = 10.0  # training time per run, finishing the epoch in which it runs out
-    max_steps: int = 0  # 0: no cap
-    hidden: tuple[int, ...] = (512, 256)
-    gr_k: int = 100
-    rloo_samples: int = 2
-    test_size: int = 0  # 0: the whole test split
-    iw_samples: int = 100
-    gradient_images: int = 100
-    gradient_draws: int = 1024
-    throughput_steps: int = 100
-    throughput_repeats: int = 5
-    data_dir: str = ""  # empty: the Debian package's location (gumbelkit.data.FASHION_MNIST_DIR)
-    device: str = "cpu"
+    seeds: int = option(1, "seeds per (configuration, estimator) (the paper: 10)")
+    epochs: int = option(0, "epochs per run (the paper: 160); 0: train for --minutes instead")
+    minutes: float = option(10.0, "training time per run when --epochs is 0, finishing the "
+                            "epoch in which it runs out")
+    max_steps: int = option(0, "cap on the training steps of a run (0: none)")
+    hidden: tuple[int, ...] = option((512, 256), "hidden layer sizes of the encoder")
+    gr_k: int = option(100, "gr: conditional samples")
+    rloo_samples: int = option(2, "rloo: samples per step")
+    test_size: int = option(0, "test images evaluated (0: all 10,000)")
+    iw_samples: int = option(100, "samples of the importance-weighted bound")
+    gradient_images: int = option(100, "images of the 8x4 gradient diagnostic")
+    gradient_draws: int = option(1024, "gradient draws per 8x4 checkpoint")
+    throughput_steps: int = option(100, "steps per timed repetition of the throughput "
+                                   "comparison")
+    throughput_repeats: int = option(5, "timed repetitions of the throughput comparison")
+    data_dir: str = option("", "Fashion-MNIST idx files (default "
+                           "/usr/share/datasets/fashion-mnist, Debian package "
+                           "dataset-fashion-mnist)")
+    configurations: tuple[str, ...] = option(tuple(CONFIGURATIONS), "CxL configurations",
+                                             keyed=False)
+    estimators: tuple[str, ...] = option(ESTIMATORS, "estimators to train", keyed=False)
+    measure_throughput: bool = option(True, "also time the training step against plain "
+                                      "PyTorch (leave out for sweeps split over processes "
+                                      "sharing a machine)", keyed=False)
 
     def __post_init__(self) -> None:
         self.hidden = tuple(self.hidden)
@@ -173,6 +156,23 @@ class VAEBenchConfig(ExperimentConfig):
         _check_int("gradient_draws", self.gradient_draws, 2)
         if not math.isfinite(self.minutes) or self.minutes <= 0:
             raise ValueError(f"minutes must be a positive number, got {self.minutes!r}")
+        unknown = [name for name in self.configurations if name not in CONFIGURATIONS]
+        if unknown or not self.configurations:
+            raise ValueError(f"unknown configuration(s) {', '.join(unknown) or '(none given)'}; "
+                             f"known configurations: {', '.join(CONFIGURATIONS)}")
+        for configuration in self.configurations:
+            check_estimators(self.estimators, supported=list(SETTINGS[configuration]))
+
+    @classmethod
+    def full(cls) -> VAEBenchConfig:
+        """The paper's budget: 160 epochs, 10 seeds."""
+        return cls(seeds=10, epochs=160)
+
+    @classmethod
+    def tiny(cls) -> VAEBenchConfig:
+        return cls(max_steps=3, test_size=20, iw_samples=2, gradient_images=4,
+                   gradient_draws=4, throughput_steps=2, throughput_repeats=2, hidden=(16,),
+                   estimators=("st-gs", "rloo"))
 
     def options(self, estimator: str) -> dict[str, Any]:
         """The options of ``vae.train`` for an estimator: ``k`` for ``gr``, ``n_samples`` for
@@ -195,7 +195,7 @@ def _check_int(name: str, value: object, minimum: int) -> None:
 
 def load_data(config: VAEBenchConfig) -> tuple[ImageData, torch.Tensor]:
     """The training split and the test images (the first ``test_size``); no fallback: a missing
-    directory raises :class:`gumbelkit.data.DataNotFoundError` naming the Debian package."""
+    directory raises :class:`~gumbelkit.workloads.data.DataNotFoundError` naming the package."""
     train_data = load_fashion_mnist("train", config.data_dir or None)
     test = load_fashion_mnist("test", config.data_dir or None).images
     return train_data, test[:config.test_size] if config.test_size else test
@@ -203,12 +203,9 @@ def load_data(config: VAEBenchConfig) -> tuple[ImageData, torch.Tensor]:
 
 def initial_model(config: VAEBenchConfig, latent: Latent, input_dim: int, seed: int,
                   device: torch.device) -> vae.CategoricalVAE:
-    """The model a seed starts from, the same for every estimator (torch's global generator is
-    left as it was)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = vae.CategoricalVAE(input_dim, latent.latents, latent.categories, config.hidden)
-    return model.to(device)
+    """The model a seed starts from, the same for every estimator."""
+    return vae.initial_model(input_dim, latent.latents, latent.categories, config.hidden, seed,
+                             device)
 
 
 def _optimizer(latent: Latent, model: vae.CategoricalVAE, lr: float) -> torch.optim.Optimizer:
@@ -273,14 +270,12 @@ def _diagnoses(latent: Latent) -> bool:
 
 
 def train(config: VAEBenchConfig, configuration: str, estimator: str, seed: int,
-          progress: Callable[[float], Any] | None = None) -> dict[str, Any]:
+          device: torch.device) -> dict[str, Any]:
     """Train one (configuration, estimator, seed) within the budget, diagnose, evaluate.
 
-    ``progress(fraction)`` is called after each epoch with the fraction of the run's budget used
-    since the last call. Returns (JSON-able) the epochs and steps done, the training loss per
+    Returns (JSON-able) the epochs and steps done, the training loss per
     epoch, the test bounds, the gradient diagnostics (8x4) and the timings.
     """
-    device = resolve_device(config.device)
     latent = CONFIGURATIONS[configuration]
     lr, tau = SETTINGS[configuration][estimator]
     train_data, x_test = load_data(config)
@@ -307,7 +302,7 @@ def train(config: VAEBenchConfig, configuration: str, estimator: str, seed: int,
     if diagnosing:
         diagnose(0, 0)
     curve: list[float] = []
-    steps, train_seconds, used = 0, 0.0, 0.0
+    steps, train_seconds = 0, 0.0
     while True:
         count = min(steps_per_epoch, config.max_steps - steps) if config.max_steps \
             else steps_per_epoch
@@ -320,9 +315,6 @@ def train(config: VAEBenchConfig, configuration: str, estimator: str, seed: int,
         fraction = max(steps / config.max_steps if config.max_steps else 0.0,
                        len(curve) / config.epochs if config.epochs else
                        train_seconds / (60 * config.minutes))
-        if progress is not None:
-            progress(min(fraction, 1.0) - used)
-        used = min(fraction, 1.0)
         done = fraction >= 1.0
         if diagnosing and (done or (len(curve) & (len(curve) - 1)) == 0):  # a power of 2
             diagnose(steps / steps_per_epoch, steps)
@@ -344,7 +336,7 @@ def train(config: VAEBenchConfig, configuration: str, estimator: str, seed: int,
 
 def plain_train(model: vae.CategoricalVAE, images: torch.Tensor, steps: int, tau: float,
                 optimizer: torch.optim.Optimizer, generator: torch.Generator) -> list[float]:
-    """The training of :func:`gumbelkit.vae.train` with ``st-gs``, written in plain PyTorch.
+    """The training of :func:`gumbelkit.workloads.vae.train` with ``st-gs``, in plain PyTorch.
 
     Only the model's ``nn.Sequential`` encoder and decoder and the batches are shared; the code,
     the loss and the KL are written out as a PyTorch user would, with
@@ -367,11 +359,10 @@ def plain_train(model: vae.CategoricalVAE, images: torch.Tensor, steps: int, tau
     return torch.stack(losses).tolist()  # one synchronisation, as in vae.train
 
 
-def throughput(config: VAEBenchConfig, configuration: str,
-               progress: Callable[[float], Any] | None = None) -> dict[str, Any]:
+def throughput(config: VAEBenchConfig, configuration: str, device: torch.device
+               ) -> dict[str, Any]:
     """Seconds for ``throughput_steps`` training steps of ``st-gs`` in gumbelkit and in plain
     PyTorch, ``throughput_repeats`` alternating repetitions (the first alternating too)."""
-    device = resolve_device(config.device)
     latent = CONFIGURATIONS[configuration]
     lr, tau = SETTINGS[configuration][THROUGHPUT_ESTIMATOR]
     x_train = load_data(config)[0].images.to(device)
@@ -395,114 +386,23 @@ def throughput(config: VAEBenchConfig, configuration: str,
     for repeat in range(config.throughput_repeats):
         for name in (list(models) if repeat % 2 == 0 else list(reversed(models))):
             seconds[name].append(run(name, config.throughput_steps))
-        if progress is not None:
-            progress(1 / config.throughput_repeats)
     return {"estimator": THROUGHPUT_ESTIMATOR, "tau": tau, "steps": config.throughput_steps,
             "gumbelkit_seconds": seconds["gumbelkit"], "plain_seconds": seconds["plain"]}
 
 
-def summarize(configuration: str, estimator: str, results: list[dict[str, Any]]
-              ) -> dict[str, Any]:
-    """One table row: the settings, the budget done, bootstrap intervals over seeds."""
-    lr, tau = SETTINGS[configuration][estimator]
-    row: dict[str, Any] = {
-        "configuration": configuration, "estimator": estimator,
-        "optimizer": CONFIGURATIONS[configuration].optimizer, "lr": lr, "tau": tau,
-        "seeds": len(results),
-        "epochs_min": min(r["epochs"] for r in results),
-        "epochs_max": max(r["epochs"] for r in results),
-        "steps_min": min(r["steps"] for r in results),
-        "steps_max": max(r["steps"] for r in results),
-    }
-    for name in ("train", "test_elbo", "test_iw"):
-        row.update(interval_fields(name, bootstrap([r[name] for r in results])))
-    row["seconds_per_step"] = float(np.mean([r["seconds_per_step"] for r in results]))
-    return row
-
-
-def throughput_row(configuration: str, result: dict[str, Any]) -> dict[str, Any]:
+def throughput_row(configuration: str, result: dict[str, Any]) -> list[Any]:
     """Steps per second of each implementation (median over repetitions) and their ratio,
     gumbelkit over plain (above 1: gumbelkit is faster), with its range over repetitions."""
     ours, plain = np.array(result["gumbelkit_seconds"]), np.array(result["plain_seconds"])
     ratios = plain / ours
-    return {"configuration": configuration, "estimator": result["estimator"],
-            "tau": result["tau"], "steps": result["steps"], "repeats": len(ours),
-            "gumbelkit_steps_per_second": result["steps"] / float(np.median(ours)),
-            "plain_steps_per_second": result["steps"] / float(np.median(plain)),
-            "ratio": float(np.median(ratios)), "ratio_low": float(ratios.min()),
-            "ratio_high": float(ratios.max())}
+    return [configuration, result["tau"], f"{result['steps']} x {len(ours)}",
+            result["steps"] / float(np.median(ours)), result["steps"] / float(np.median(plain)),
+            float(np.median(ratios)), float(ratios.min()), float(ratios.max())]
 
 
-def _span(row: dict[str, Any], name: str, fmt: str) -> str:
-    low, high = row[f"{name}_min"], row[f"{name}_max"]
+def _span(values: list[float], fmt: str) -> str:
+    low, high = min(values), max(values)
     return format(low, fmt) if low == high else f"{low:{fmt}}-{high:{fmt}}"
-
-
-def markdown(rows: list[dict[str, Any]], gradient_rows: list[dict[str, Any]],
-             throughput_rows: list[dict[str, Any]], config: VAEBenchConfig, data: str,
-             figures: list[str], meta: dict[str, Any]) -> str:
-    seeds = f"{config.seeds} seed{'s' if config.seeds > 1 else ''}"
-    lines = [
-        "# Categorical VAE (Liu et al. 2023, MNIST-VAE protocol, on Fashion-MNIST)", "",
-        f"Data: {data}, in place of the paper's MNIST (not available offline): the absolute "
-        "numbers are not the paper's. Model: encoder 784-"
-        f"{'-'.join(map(str, config.hidden))}-(L*C) with ReLU, decoder mirrored with a sigmoid "
-        "output, binary cross-entropy against grayscale pixels, analytic KL to a uniform "
-        f"categorical prior, batches of {vae.BATCH_SIZE}, constant tau. Budget per run: "
-        f"{config.budget()}; {seeds}. gr k = {config.gr_k}, gst gap "
-        f"{REGISTRY['gst'].defaults['gap']:g}, rloo {config.rloo_samples} samples. "
-        + SETTINGS_NOTE, "",
-        "train: mean training loss over the last epoch (each estimator's own objective: relaxed "
-        "for softmax and gs). test -ELBO: one one-hot sample z ~ q(z|x); test -IW: importance-"
-        f"weighted bound with {config.iw_samples} one-hot samples; the same evaluation for every "
-        "estimator, in nats per image, lower is better. Mean over seeds [95% bootstrap interval]; "
-        "epochs and steps actually trained (their range over seeds).", "",
-        "| CxL | estimator | optimizer | lr | tau | epochs (steps) | train -ELBO | test -ELBO | "
-        "test -IW | ms/step |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        lines.append(
-            f"| {row['configuration']} | {row['estimator']} | {row['optimizer']} | "
-            f"{row['lr']:g} | {row['tau']:g} | {_span(row, 'epochs', '.3g')} "
-            f"({_span(row, 'steps', ',')}) | {interval_text(row, 'train', 4)} | "
-            f"{interval_text(row, 'test_elbo', 4)} | {interval_text(row, 'test_iw', 4)} | "
-            f"{row['seconds_per_step'] * 1e3:.3g} |")
-    if gradient_rows:
-        lines += [
-            "", "## Gradient against the exact gradient (8x4)", "",
-            f"On the first {config.gradient_images} training images, the gradient of the summed "
-            "reconstruction term with respect to the encoder logits: exact by enumerating the "
-            f"8^4 = 4,096 codes, estimated from {config.gradient_draws} independent draws. "
-            "relative bias: ||mean estimate - exact|| / ||exact|| (noise floor: what an unbiased "
-            "estimator shows from the draws' variance); cos(mean): cosine of the mean estimate "
-            "with the exact gradient; mean cos: mean cosine of single draws. Mean over seeds; "
-            "every checkpoint is in vae-gradients.csv and the figure.", "",
-            "| estimator | epoch | relative bias | noise floor | cos(mean) | mean cos |",
-            "|---|---|---|---|---|---|",
-        ]
-        for row in gradient_rows:
-            lines.append(f"| {row['estimator']} | {row['epoch']:.3g} | "
-                         f"{row['relative_bias']:.3g} | {row['relative_bias_se']:.2g} | "
-                         f"{row['cosine_of_mean']:.3f} | {row['cosine']:.3f} |")
-    if throughput_rows:
-        lines += [
-            "", "## Throughput: gumbelkit against plain PyTorch", "",
-            "Training steps per second of gumbelkit.vae.train with st-gs against the same model "
-            "and step in plain PyTorch with torch.nn.functional.gumbel_softmax(hard=True), same "
-            "threads, alternating repetitions (median; ratio: gumbelkit over plain, above 1 "
-            "means gumbelkit is faster, [range over repetitions]); validation on, as by default.",
-            "",
-            "| CxL | tau | steps x repeats | gumbelkit steps/s | plain steps/s | ratio |",
-            "|---|---|---|---|---|---|",
-        ]
-        for row in throughput_rows:
-            lines.append(f"| {row['configuration']} | {row['tau']:g} | {row['steps']} x "
-                         f"{row['repeats']} | {row['gumbelkit_steps_per_second']:.3g} | "
-                         f"{row['plain_steps_per_second']:.3g} | {row['ratio']:.3g} "
-                         f"[{row['ratio_low']:.3g}, {row['ratio_high']:.3g}] |")
-    lines += markdown_footer(figures, meta, meta["results"])
-    return "\n".join(lines)
 
 
 def _mean_by_epoch(points: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
@@ -510,25 +410,26 @@ def _mean_by_epoch(points: list[tuple[float, float]]) -> tuple[list[float], list
     return epochs, [float(np.mean([v for e, v in points if e == epoch])) for epoch in epochs]
 
 
-def curves_figure(results: dict[str, dict[str, list[dict[str, Any]]]], directory: Path) -> str:
+def curves_figure(curves: dict[str, dict[str, list[list[float]]]], directory: Path) -> str:
     """Training loss per epoch, one panel per configuration, one line per estimator (mean over
     the seeds that reached the epoch)."""
-    fig, axes = plt.subplots(1, len(results), figsize=(6.5 * len(results), 4.2), squeeze=False)
-    for ax, (configuration, by_estimator) in zip(axes[0], results.items(), strict=True):
+    fig, axes = plt.subplots(1, len(curves), figsize=(6.5 * len(curves), 4.2), squeeze=False)
+    for ax, (configuration, by_estimator) in zip(axes[0], curves.items(), strict=True):
         for estimator, runs in by_estimator.items():
-            points = [(i + 1, value) for r in runs for i, value in enumerate(r["train_curve"])]
+            points = [(i + 1, value) for curve in runs for i, value in enumerate(curve)]
             ax.plot(*_mean_by_epoch(points), marker=".", lw=1.2, label=estimator)
         ax.set(xlabel="epoch", ylabel="mean training loss of the epoch (nats)",
                title=f"{configuration}: training objective per epoch")
         ax.legend(fontsize=8, ncol=2)
-    return save(fig, directory, "vae-curves.png")
+    return save(fig, directory, "vae_curves.png")
 
 
-def gradients_figure(by_estimator: dict[str, list[dict[str, Any]]], directory: Path) -> str:
-    """Relative bias and cosine of the mean estimate against the epoch, per estimator (8x4)."""
+def gradients_figure(configuration: str, by_estimator: dict[str, list[dict[str, Any]]],
+                     directory: Path) -> str:
+    """Relative bias and cosine of the mean estimate against the epoch, per estimator, from every
+    seed's checkpoints."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
-    for estimator, runs in by_estimator.items():
-        checkpoints = [c for r in runs for c in r["gradients"]]
+    for estimator, checkpoints in by_estimator.items():
         line, = left.plot(*_mean_by_epoch([(c["epoch"], c["relative_bias"])
                                            for c in checkpoints]), marker="o", label=estimator)
         left.plot(*_mean_by_epoch([(c["epoch"], c["relative_bias_se"]) for c in checkpoints]),
@@ -538,11 +439,11 @@ def gradients_figure(by_estimator: dict[str, list[dict[str, Any]]], directory: P
     for ax in (left, right):
         ax.set_xscale("symlog", linthresh=1)  # epoch 0 is the model before training
     left.set(yscale="log", xlabel="epoch", ylabel="||mean estimate - exact|| / ||exact||",
-             title="8x4: relative bias (dotted: noise floor)")
+             title=f"{configuration}: relative bias (dotted: noise floor)")
     right.set(xlabel="epoch", ylabel="cosine",
-              title="8x4: cosine of the mean estimate with the exact gradient")
+              title=f"{configuration}: cosine of the mean estimate with the exact gradient")
     left.legend(fontsize=8, ncol=2)
-    return save(fig, directory, "vae-gradients.png")
+    return save(fig, directory, f"vae_gradients_{configuration}.png")
 
 
 def gradient_table(by_estimator: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -558,97 +459,141 @@ def gradient_table(by_estimator: dict[str, list[dict[str, Any]]]) -> list[dict[s
     return rows
 
 
-def run_vae(
-    out_dir: str | Path,
-    config: VAEBenchConfig | None = None,
-    *,
-    configurations: Sequence[str] = tuple(CONFIGURATIONS),
-    estimators: Sequence[str] = ESTIMATORS,
-    threads: int | None = THREADS,
-    measure_throughput: bool = True,
-    command: str = "gumbelkit bench vae",
-    show_progress: bool = True,
-) -> dict[str, Any]:
-    """Run (or reuse) every (configuration, estimator, seed) and the throughput comparison, and
-    write the tables and figures into ``out_dir``.
+def describe(config: VAEBenchConfig) -> str:
+    data = load_data(config)[0]
+    seeds = f"{config.seeds} seed{'s' if config.seeds > 1 else ''}"
+    return (
+        f"Data: {data.name} ({data.source}), in place of the paper's MNIST (not available "
+        "offline): the absolute numbers are not the paper's. Model: encoder 784-"
+        f"{'-'.join(map(str, config.hidden))}-(L*C) with ReLU, decoder mirrored with a sigmoid "
+        "output, binary cross-entropy against grayscale pixels, analytic KL to a uniform "
+        f"categorical prior, batches of {vae.BATCH_SIZE}, constant tau. Budget per run: "
+        f"{config.budget()}; {seeds}. gr k = {config.gr_k}, gst gap "
+        f"{REGISTRY['gst'].defaults['gap']:g}, rloo {config.rloo_samples} samples. "
+        + SETTINGS_NOTE)
 
-    ``threads``: torch CPU threads while training (None: leave torch's setting).
-    ``measure_throughput``: False leaves the throughput comparison out (for runs split over
-    processes that share a machine, whose records are merged and the comparison made afterwards,
-    alone). Returns the rows of the three tables, the paths written, and the numbers of results
-    and of reused ones.
-    """
-    config = config or VAEBenchConfig()
-    check_estimators(estimators)
-    unknown = [name for name in configurations if name not in CONFIGURATIONS]
-    if unknown or not configurations:
-        raise ValueError(f"unknown configuration(s) {', '.join(unknown) or '(none given)'}; "
-                         f"known configurations: {', '.join(CONFIGURATIONS)}")
-    data = load_data(config)[0]  # a missing data set fails here, before any training
-    out = Path(out_dir)
-    start = time.perf_counter()
-    results: dict[str, dict[str, list[dict[str, Any]]]] = {
-        c: {e: [] for e in estimators} for c in configurations}
-    speeds: dict[str, dict[str, Any]] = {}
-    runs = [(c, e, s) for c in configurations for e in estimators for s in range(config.seeds)]
-    measured = list(configurations) if measure_throughput else []
-    bar = tqdm(total=len(runs) + len(measured), unit="run", disable=not show_progress,
-               file=sys.stderr, dynamic_ncols=True,
-               bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed} elapsed, "
-                          "about {remaining} left")
-    with recording(out, EXPERIMENT, config, bar) as recorder:
-        for i, (configuration, estimator, seed) in enumerate(runs, 1):
-            bar.set_description(f"{configuration} {estimator} seed {seed} [{i}/{len(runs)}]")
 
-            def compute(c: str = configuration, e: str = estimator, s: int = seed
-                        ) -> dict[str, Any]:
-                with torch_threads(threads):
-                    return train(config, c, e, s, bar.update)
+class CategoricalVAEBenchmark(Experiment):
+    id = "VAE"
+    title = "Categorical VAE (Liu et al. 2023, MNIST-VAE protocol, on Fashion-MNIST)"
+    config_class = VAEBenchConfig
+    threads = 1  # on the project's loaded 2-core machine: 13-18 ms per st-gs step, 60-190 ms
 
-            result, fresh = recorder.result(
-                {"configuration": configuration, "estimator": estimator, "seed": seed}, compute)
-            if not fresh:
-                bar.update(1)
-            results[configuration][estimator].append(result)
-        for configuration in measured:
-            bar.set_description(f"{configuration} throughput, gumbelkit against plain PyTorch")
+    def check(self, config: VAEBenchConfig) -> None:
+        load_data(config)  # a missing data set fails here, before any training
 
-            def measure(c: str = configuration) -> dict[str, Any]:
-                with torch_threads(threads):
-                    return throughput(config, c, bar.update)
+    def runs(self, config: VAEBenchConfig) -> list[dict]:
+        return [{"configuration": c, "estimator": e, "seed": s} for c in config.configurations
+                for e in config.estimators for s in range(config.seeds)]
 
-            speeds[configuration], fresh = recorder.result(
-                {"configuration": configuration, "measurement": "throughput"}, measure)
-            if not fresh:
-                bar.update(1)
-    rows = [summarize(c, e, results[c][e]) for c in configurations for e in estimators]
-    diagnosed = [c for c in configurations if _diagnoses(CONFIGURATIONS[c])]
-    gradient_rows = [{"configuration": c, "estimator": e, "seed": s, **checkpoint}
-                     for c in diagnosed for e in estimators
-                     for s, r in enumerate(results[c][e]) for checkpoint in r["gradients"]]
-    throughput_rows = [throughput_row(c, speeds[c]) for c in measured]
-    figures = [curves_figure(results, out)]
-    if "8x4" in diagnosed:
-        figures.append(gradients_figure(results["8x4"], out))
-    with torch_threads(threads):  # the thread count the runs used
-        machine = machine_description(resolve_device(config.device))
-    meta = {"command": command, "machine": machine, "reused": recorder.reused,
-            "results": len(runs) + len(measured), "wall_seconds": time.perf_counter() - start}
-    summary = gradient_table(results["8x4"]) if "8x4" in diagnosed else []
-    paths = {
-        "markdown": out / "vae.md",
-        "csv": write_csv(out / "vae.csv", rows, COLUMNS),
-        "gradients": write_csv(out / "vae-gradients.csv", gradient_rows, GRADIENT_COLUMNS),
-        "throughput": write_csv(out / "vae-throughput.csv", throughput_rows,
-                                THROUGHPUT_COLUMNS),
-        "json": write_json(out / "vae.json", {
-            "config": config.to_dict(), "meta": meta, "settings_note": SETTINGS_NOTE,
-            "rows": rows, "gradients": gradient_rows, "throughput": throughput_rows,
-            "curves": {c: {e: [r["train_curve"] for r in results[c][e]] for e in estimators}
-                       for c in configurations}}),
-    }
-    paths["markdown"].write_text(markdown(rows, summary, throughput_rows, config,
-                                          f"{data.name} ({data.source})", figures, meta))
-    return {"rows": rows, "gradients": gradient_rows, "throughput": throughput_rows,
-            "paths": {**paths, "figures": [out / name for name in figures]},
-            "reused": recorder.reused, "results": meta["results"]}
+    def run(self, config: VAEBenchConfig, key: dict, device: torch.device) -> dict:
+        return train(config, key["configuration"], key["estimator"], key["seed"], device)
+
+    def summarize(self, config: VAEBenchConfig, results: list[tuple[dict, dict]]) -> dict:
+        grouped: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        for key, result in results:
+            grouped.setdefault(key["configuration"], {}).setdefault(key["estimator"], []).append(
+                result)
+        rows = []
+        for configuration, by_estimator in grouped.items():
+            for estimator, runs in by_estimator.items():
+                lr, tau = SETTINGS[configuration][estimator]
+                rows.append({
+                    "configuration": configuration, "estimator": estimator,
+                    "optimizer": CONFIGURATIONS[configuration].optimizer, "lr": lr, "tau": tau,
+                    "epochs": [r["epochs"] for r in runs], "steps": [r["steps"] for r in runs],
+                    **{name: bootstrap([r[name] for r in runs])
+                       for name in ("train", "test_elbo", "test_iw")},
+                    "seconds_per_step": float(np.mean([r["seconds_per_step"] for r in runs]))})
+        diagnosed = {c: by for c, by in grouped.items() if _diagnoses(CONFIGURATIONS[c])}
+        gradients = [{"configuration": c, "estimator": e, "seed": s, **checkpoint}
+                     for c, by in diagnosed.items() for e, runs in by.items()
+                     for s, r in enumerate(runs) for checkpoint in r["gradients"]]
+        curves = {c: {e: [r["train_curve"] for r in runs] for e, runs in by.items()}
+                  for c, by in grouped.items()}
+        return {"rows": rows, "gradients": gradients, "curves": curves,
+                "diagnosed": {c: gradient_table(by) for c, by in diagnosed.items()},
+                "gradient_images": config.gradient_images,
+                "gradient_draws": config.gradient_draws, "iw_samples": config.iw_samples}
+
+    def setup(self, config: VAEBenchConfig) -> str:
+        return (describe(config) + " train: mean training loss over the last epoch (each "
+                "estimator's own objective: relaxed for softmax and gs). test -ELBO: one one-hot "
+                f"sample z ~ q(z|x); test -IW: importance-weighted bound with {config.iw_samples}"
+                " one-hot samples; the same evaluation for every estimator, in nats per image, "
+                "lower is better. Mean over seeds [95% bootstrap interval]; epochs and steps "
+                "actually trained (their range over seeds).")
+
+    def tables(self, summary: dict) -> list[Table]:
+        tables = [Table(
+            ["CxL", "estimator", "optimizer", "lr", "tau", "epochs (steps)", "train -ELBO",
+             "test -ELBO", "test -IW", "ms/step"],
+            [[r["configuration"], r["estimator"], r["optimizer"], f"{r['lr']:g}",
+              f"{r['tau']:g}", f"{_span(r['epochs'], '.3g')} ({_span(r['steps'], ',')})",
+              r["train"], r["test_elbo"], r["test_iw"], r["seconds_per_step"] * 1e3]
+             for r in summary["rows"]])]
+        for configuration, rows in summary["diagnosed"].items():
+            tables.append(Table(
+                ["estimator", "epoch", "relative bias", "noise floor", "cos(mean)", "mean cos"],
+                [[r["estimator"], r["epoch"], r["relative_bias"], r["relative_bias_se"],
+                  r["cosine_of_mean"], r["cosine"]] for r in rows],
+                f"{configuration}: the gradient of the summed reconstruction term with respect "
+                f"to the encoder logits on the first {summary['gradient_images']} training "
+                "images, exact by enumerating the codes, estimated from "
+                f"{summary['gradient_draws']} independent draws, before training and at the "
+                "end (mean over seeds). relative bias: ||mean estimate - exact|| / ||exact|| "
+                "(noise floor: what an unbiased estimator shows from the draws' variance); "
+                "cos(mean): cosine of the mean estimate with the exact gradient; mean cos: mean "
+                "cosine of single draws. Every checkpoint is in results.json and the figure."))
+        return tables
+
+    def figures(self, summary: dict, directory: Path) -> list[Figure]:
+        figures = [Figure(curves_figure(summary["curves"], directory),
+                          "Training objective per epoch (mean over seeds).")]
+        by_configuration: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        for row in summary["gradients"]:
+            by_configuration.setdefault(row["configuration"], {}).setdefault(
+                row["estimator"], []).append(row)
+        for configuration, by_estimator in by_configuration.items():
+            figures.append(Figure(gradients_figure(configuration, by_estimator, directory),
+                                  f"{configuration}: relative bias (dotted: its noise floor) "
+                                  "and cosine of the mean estimate, against the epoch."))
+        return figures
+
+
+class TrainingThroughput(Experiment):
+    id = "VAE-SPEED"
+    title = "Training throughput: gumbelkit against plain PyTorch"
+    config_class = VAEBenchConfig
+    threads = 1
+    exclusive = True  # its runs time things: one at a time, alone
+
+    def check(self, config: VAEBenchConfig) -> None:
+        load_data(config)
+
+    def runs(self, config: VAEBenchConfig) -> list[dict]:
+        if not config.measure_throughput:
+            return []
+        return [{"configuration": c, "measurement": "throughput"}
+                for c in config.configurations]
+
+    def run(self, config: VAEBenchConfig, key: dict, device: torch.device) -> dict:
+        return throughput(config, key["configuration"], device)
+
+    def summarize(self, config: VAEBenchConfig, results: list[tuple[dict, dict]]) -> dict:
+        return {"rows": [throughput_row(k["configuration"], r) for k, r in results]}
+
+    def setup(self, config: VAEBenchConfig) -> str:
+        return ("Training steps per second of gumbelkit.workloads.vae.train with st-gs against "
+                "the same model and step in plain PyTorch with "
+                "torch.nn.functional.gumbel_softmax(hard=True), same threads, alternating "
+                "repetitions (median; ratio: gumbelkit over plain, above 1 means gumbelkit is "
+                "faster, [range over repetitions]); validation on, as by default.")
+
+    def tables(self, summary: dict) -> list[Table]:
+        return [Table(["CxL", "tau", "steps x repeats", "gumbelkit steps/s", "plain steps/s",
+                       "ratio", "ratio low", "ratio high"], summary["rows"])]
+
+
+EXPERIMENT = CategoricalVAEBenchmark()
+THROUGHPUT = TrainingThroughput()

@@ -25,6 +25,7 @@ asked for.
 
 from __future__ import annotations
 
+import json
 import platform
 import statistics
 import sys
@@ -38,8 +39,10 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .. import kernels
-from ..lab.runner import machine_description, resolve_device, torch_threads
-from .common import write_csv, write_json
+from ..harness.executors import resolve_device, torch_threads
+from ..harness.protocol import Table
+from ..harness.report import to_jsonable, write_csv
+from ..harness.runner import machine_description
 
 __all__ = ["CASES", "MODES", "run_kernels", "parse_case"]
 
@@ -225,8 +228,10 @@ def run_kernels(out: str | Path, device: str = "cpu", cases: Sequence[str] | Non
                 "wall_seconds": time.perf_counter() - started}
     stem = f"kernels-{resolved.type}"
     (out / f"{stem}.md").write_text(markdown(rows, meta))
-    write_csv(out / f"{stem}.csv", rows, COLUMNS)
-    write_json(out / f"{stem}.json", {"meta": meta, "rows": rows})
+    write_csv(out / f"{stem}.csv",
+              Table(list(COLUMNS), [[row.get(c) for c in COLUMNS] for row in rows]))
+    (out / f"{stem}.json").write_text(json.dumps(to_jsonable({"meta": meta, "rows": rows}),
+                                                 indent=2, allow_nan=False))
     return rows
 
 

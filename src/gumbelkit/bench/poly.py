@@ -24,80 +24,70 @@ score-function estimator weights each row's log-probability by that row's loss o
 Adam over the tensor is the seeds' independent Adams (it acts elementwise). Seed s starts from
 the same ``theta`` whatever the estimator and the number of seeds.
 
-Each (p, estimator) result is recorded in ``runs.sqlite`` of the output directory as soon as it
-finishes (:class:`gumbelkit.lab.records.RunStore`, keyed by a digest of :class:`PolyConfig`) and
-reused by the next run with the same configuration. :func:`run_poly` writes ``poly.md``,
-``poly.csv``, ``poly.json`` and one convergence figure ``poly-p{p}.png`` per power.
+Each (p, estimator) is one run of the harness (:mod:`gumbelkit.harness`): recorded as soon as it
+finishes, reused by the next sweep with the same configuration, spread over worker processes or
+Ray tasks by the executor; the report has the table and one convergence figure per power.
 """
+
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from ..estimators import ESTIMATORS as REGISTRY
 from ..expectation import expectation
-from ..lab.experiment import ExperimentConfig
-from ..lab.plotting import plt, save
-from ..lab.runner import machine_description, resolve_device, torch_threads
-from ..lab.statistics import bootstrap
-from .common import (
-    check_estimators,
-    interval_fields,
-    interval_text,
-    markdown_footer,
-    recording,
-    write_csv,
-    write_json,
-)
-from .problems import poly_loss
+from ..harness.plotting import plt, save
+from ..harness.protocol import Experiment, ExperimentConfig, Figure, Table, option
+from ..harness.statistics import bootstrap
+from ..workloads.problems import poly_loss
+from .estimators import check_estimators
 
-__all__ = ["POWERS", "ESTIMATORS", "PolyConfig", "seed_losses", "initial_logits", "optimum",
-           "exact_gap", "train", "run_poly"]
+__all__ = ["EXPERIMENT", "POWERS", "ESTIMATORS", "PolyConfig", "exact_gap", "initial_logits",
+           "optimum", "seed_losses", "train"]
 
-EXPERIMENT = "bench-poly"
 TARGET = 0.45
 POWERS = (1.5, 2.0, 3.0)
 ESTIMATORS = ("reinforce", "rloo", "st", "st-gs", "gr", "gst", "reinmax", "softmax")
-# torch CPU threads while training: this workload is many small operations, and on a loaded
-# 2-core machine 1 thread measured 5-35 ms per step (gr k=100: 2.5 s) against 100-550 ms (3.3 s)
-# with 2 threads
-THREADS = 1
 CURVE_POINTS = 200  # exact-loss evaluations per run, for the convergence figure
 NOISE_SEED = 0
-COLUMNS = ("power", "estimator", "seeds", "steps", "optimum", "train_last", "train_last_low",
-           "train_last_high", "exact", "exact_low", "exact_high", "gap", "gap_low", "gap_high",
-           "seconds_per_step")
 
 
 @dataclass
 class PolyConfig(ExperimentConfig):
-    """The protocol of one benchmark run; its digest keys the recorded results."""
+    """The protocol of the benchmark (the paper's, by default); its digest keys the runs."""
 
-    seeds: int = 10
-    steps: int = 8000
-    variables: int = 128
-    samples: int = 64
-    lr: float = 1e-3
-    tau: float = 1.0
-    init: float = 0.01  # theta ~ U(-init, init)
-    gr_k: int = 100
-    window: int = 200  # the training loss is averaged over the last `window` steps
-    device: str = "cpu"
+    seeds: int = option(10, "seeds, trained at once (the paper: 10)")
+    steps: int = option(8000, "Adam steps (the paper: 8000)")
+    variables: int = option(128, "binary variables")
+    samples: int = option(64, "samples per step")
+    lr: float = option(1e-3, "Adam learning rate")
+    tau: float = option(1.0, "temperature of every estimator")
+    init: float = option(0.01, "theta ~ U(-init, init)")
+    gr_k: int = option(100, "gr: conditional samples")
+    window: int = option(200, "the training loss is averaged over the last this many steps")
+    powers: tuple[float, ...] = option(POWERS, "the p of the loss |z - 0.45|^p", keyed=False)
+    estimators: tuple[str, ...] = option(ESTIMATORS, "estimators to train", keyed=False)
 
     def __post_init__(self) -> None:
         for name in ("seeds", "steps", "variables", "samples", "gr_k", "window"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not self.powers:
+            raise ValueError("give at least one power")
+        check_estimators(self.estimators)
+
+    @classmethod
+    def tiny(cls) -> PolyConfig:
+        return cls(seeds=2, steps=20, variables=8, samples=4, window=5, gr_k=3,
+                   powers=(2.0,), estimators=("st", "rloo", "softmax"))
 
     def options(self, estimator: str) -> dict[str, Any]:
         """The estimator's options: ``gr`` takes ``k``; the others run with their defaults."""
@@ -138,14 +128,10 @@ def checkpoints(steps: int) -> tuple[int, list[int]]:
     return every, marks if marks[-1] == steps else [*marks, steps]
 
 
-def train(config: PolyConfig, power: float, estimator: str,
-          progress: Callable[[int], Any] | None = None) -> dict[str, Any]:
-    """Train every seed at once; ``progress(1)`` is called after each step.
-
-    Returns (JSON-able) the mean training loss of the last ``window`` steps per seed, the exact gap
-    per checkpoint and seed, and the wall time per step.
-    """
-    device = resolve_device(config.device)
+def train(config: PolyConfig, power: float, estimator: str, device: torch.device
+          ) -> dict[str, Any]:
+    """Train every seed at once. Returns (JSON-able) the mean training loss of the last
+    ``window`` steps per seed, the exact gap per checkpoint and seed, and the time per step."""
     theta = initial_logits(config).to(device).requires_grad_()
     optimizer = torch.optim.Adam([theta], lr=config.lr)
     generator = torch.Generator(device).manual_seed(NOISE_SEED)
@@ -164,8 +150,6 @@ def train(config: PolyConfig, power: float, estimator: str,
         loss.sum().backward()  # row s of theta gets seed s's gradient only
         optimizer.step()
         losses[step] = loss.detach()
-        if progress is not None:
-            progress(1)
     gaps[-1] = exact_gap(theta.detach(), power)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -178,112 +162,81 @@ def train(config: PolyConfig, power: float, estimator: str,
     }
 
 
-def summarize(power: float, estimator: str, config: PolyConfig,
-              result: dict[str, Any]) -> dict[str, Any]:
-    """One table row: bootstrap intervals over seeds of the three metrics."""
-    final_gap = np.array([curve[-1] for curve in result["gap"]])
-    intervals = {"train_last": bootstrap(result["train_last"]),
-                 "exact": bootstrap(optimum(power) + final_gap), "gap": bootstrap(final_gap)}
-    row: dict[str, Any] = {"power": power, "estimator": estimator, "seeds": config.seeds,
-                           "steps": config.steps, "optimum": optimum(power)}
-    for name, value in intervals.items():
-        row.update(interval_fields(name, value))
-    row["seconds_per_step"] = result["seconds_per_step"]
-    return row
+@dataclass(frozen=True)
+class PolyRow:
+    """One (p, estimator) of the table: intervals over seeds."""
+
+    power: float
+    estimator: str
+    train_last: Any
+    exact: Any
+    gap: Any
+    seconds_per_step: float
 
 
-def markdown(rows: list[dict[str, Any]], config: PolyConfig, figures: list[str],
-             meta: dict[str, Any]) -> str:
-    lines = [
-        "# Polynomial programming (Liu et al. 2023, section 6.1)", "",
-        f"theta in R^({config.variables}x2) ~ U(-{config.init:g}, {config.init:g}); z_i = 1 when "
-        f"category 0 is sampled; loss (1/{config.variables}) sum_i |z_i - 0.45|^p; "
-        f"{config.samples} samples per step; Adam lr {config.lr:g}; {config.steps} steps; "
-        f"tau = {config.tau:g}; {config.seeds} seeds; gr k = {config.gr_k}, gst gap "
-        f"{REGISTRY['gst'].defaults['gap']:g}.",
-        "",
-        f"train loss: mean training loss of the last {min(config.window, config.steps)} steps "
-        "(the paper's metric; for softmax, the loss of the relaxed value). exact: the exact "
-        "expected loss at the end of training; gap: exact - 0.45^p (0 at the optimum; softmax's "
-        "relaxed optimum P(z=1) = 0.45 has gap 0.45 (0.55^p - 0.45^p)). Mean over seeds "
-        "[95% bootstrap interval].", "",
-        "| p | estimator | train loss | exact loss | gap to 0.45^p | ms/step |",
-        "|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        lines.append(f"| {row['power']:g} | {row['estimator']} | "
-                     f"{interval_text(row, 'train_last')} | {interval_text(row, 'exact')} | "
-                     f"{interval_text(row, 'gap')} | "
-                     f"{row['seconds_per_step'] * 1e3:.3g} |")
-    lines += markdown_footer(figures, meta, len(rows))
-    return "\n".join(lines)
+class PolynomialProgramming(Experiment):
+    id = "POLY"
+    title = "Polynomial programming (Liu et al. 2023, section 6.1)"
+    config_class = PolyConfig
+    threads = 1  # many small operations: on a loaded 2-core machine 1 thread measured fastest
+
+    def runs(self, config: PolyConfig) -> list[dict]:
+        return [{"power": p, "estimator": e} for p in config.powers for e in config.estimators]
+
+    def run(self, config: PolyConfig, key: dict, device: torch.device) -> dict:
+        return train(config, key["power"], key["estimator"], device)
+
+    def summarize(self, config: PolyConfig, results: list[tuple[dict, dict]]) -> dict:
+        rows = []
+        for key, result in results:
+            final_gap = np.array([curve[-1] for curve in result["gap"]])
+            rows.append(PolyRow(key["power"], key["estimator"], bootstrap(result["train_last"]),
+                                bootstrap(optimum(key["power"]) + final_gap),
+                                bootstrap(final_gap), result["seconds_per_step"]))
+        curves = [{"power": k["power"], "estimator": k["estimator"], "steps": r["steps"],
+                   "mean": np.mean(r["gap"], 0), "low": np.min(r["gap"], 0),
+                   "high": np.max(r["gap"], 0)} for k, r in results]
+        return {"rows": rows, "curves": curves}
+
+    def setup(self, config: PolyConfig) -> str:
+        return (
+            f"theta in R^({config.variables}x2) ~ U(-{config.init:g}, {config.init:g}); z_i = 1 "
+            f"when category 0 is sampled; loss (1/{config.variables}) sum_i |z_i - 0.45|^p for p "
+            f"in {list(config.powers)}; {config.samples} samples per step; Adam lr "
+            f"{config.lr:g}; {config.steps} steps; tau = {config.tau:g}; {config.seeds} seeds "
+            f"trained at once; gr k = {config.gr_k}, gst gap "
+            f"{REGISTRY['gst'].defaults['gap']:g}. train loss: mean training loss of the last "
+            f"{min(config.window, config.steps)} steps (the paper's metric; for softmax, the "
+            "loss of the relaxed value). exact: the exact expected loss at the end of training; "
+            "gap: exact - 0.45^p (0 at the optimum; softmax's relaxed optimum P(z=1) = 0.45 has "
+            "gap 0.45 (0.55^p - 0.45^p)). Mean over seeds [95% bootstrap interval].")
+
+    def tables(self, summary: dict) -> list[Table]:
+        rows = [[r.power, r.estimator, r.train_last, r.exact, r.gap,
+                 r.seconds_per_step * 1e3] for r in summary["rows"]]
+        return [Table(["p", "estimator", "train loss", "exact loss", "gap to 0.45^p",
+                       "ms/step"], rows)]
+
+    def figures(self, summary: dict, directory: Path) -> list[Figure]:
+        powers = dict.fromkeys(curve["power"] for curve in summary["curves"])
+        return [self._figure(power, summary["curves"], directory) for power in powers]
+
+    def _figure(self, power: float, curves: list[dict], directory: Path) -> Figure:
+        """Exact gap against step, one line (mean over seeds) and band (range of seeds) each."""
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for curve in (c for c in curves if c["power"] == power):
+            line, = ax.plot(curve["steps"], curve["mean"], label=curve["estimator"], lw=1.4)
+            ax.fill_between(curve["steps"], curve["low"], curve["high"], color=line.get_color(),
+                            alpha=0.15, lw=0)
+        ax.axhline(TARGET * ((1 - TARGET) ** power - TARGET**power), color="gray", ls=":",
+                   label="relaxed optimum, P(z=1) = 0.45")
+        ax.set_yscale("log")
+        ax.set(xlabel="step", ylabel="exact expected loss - 0.45^p",
+               title=f"Polynomial programming, p = {power:g}")
+        ax.legend(fontsize=8, ncol=2)
+        return Figure(save(fig, directory, f"poly_p{power:g}.png"),
+                      f"p = {power:g}: exact gap to the optimum against the step, mean over "
+                      "seeds (band: their range).")
 
 
-def figure(power: float, results: dict[str, dict[str, Any]], directory: Path) -> str:
-    """Exact gap against step, one line (mean over seeds) and band (range of seeds) each."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for estimator, result in results.items():
-        gap = np.array(result["gap"])
-        line, = ax.plot(result["steps"], gap.mean(0), label=estimator, lw=1.4)
-        ax.fill_between(result["steps"], gap.min(0), gap.max(0), color=line.get_color(),
-                        alpha=0.15, lw=0)
-    ax.axhline(TARGET * ((1 - TARGET) ** power - TARGET**power), color="gray", ls=":",
-               label="relaxed optimum, P(z=1) = 0.45")
-    ax.set_yscale("log")
-    ax.set(xlabel="step", ylabel="exact expected loss - 0.45^p",
-           title=f"Polynomial programming, p = {power:g} (mean over seeds, band: their range)")
-    ax.legend(fontsize=8, ncol=2)
-    return save(fig, directory, f"poly-p{power:g}.png")
-
-
-def run_poly(
-    out_dir: str | Path,
-    config: PolyConfig | None = None,
-    *,
-    powers: Sequence[float] = POWERS,
-    estimators: Sequence[str] = ESTIMATORS,
-    threads: int | None = THREADS,
-    command: str = "gumbelkit bench poly",
-    show_progress: bool = True,
-) -> dict[str, Any]:
-    """Run (or reuse) every (p, estimator) and write the table and figures into ``out_dir``.
-
-    ``threads``: torch CPU threads while training (None: leave torch's setting). Returns the rows,
-    the paths written, and the numbers of results and of reused ones.
-    """
-    config = config or PolyConfig()
-    check_estimators(estimators)
-    if not powers:
-        raise ValueError("give at least one power")
-    out = Path(out_dir)
-    start = time.perf_counter()
-    results: dict[float, dict[str, dict[str, Any]]] = {p: {} for p in powers}
-    runs = [(p, name) for p in powers for name in estimators]
-    bar = tqdm(total=len(runs) * config.steps, unit="step", disable=not show_progress,
-               file=sys.stderr, dynamic_ncols=True)
-    with recording(out, EXPERIMENT, config, bar) as recorder:
-        for i, (power, name) in enumerate(runs, 1):
-            bar.set_description(f"p={power:g} {name} [{i}/{len(runs)}]")
-
-            def compute(power: float = power, name: str = name) -> dict[str, Any]:
-                with torch_threads(threads):
-                    return train(config, power, name, bar.update)
-
-            result, fresh = recorder.result({"power": power, "estimator": name}, compute)
-            if not fresh:
-                bar.update(config.steps)
-            results[power][name] = result
-    reused = recorder.reused
-    rows = [summarize(p, name, config, results[p][name]) for p in powers for name in estimators]
-    figures = [figure(p, results[p], out) for p in powers]
-    with torch_threads(threads):  # the thread count the runs used
-        machine = machine_description(resolve_device(config.device))
-    meta = {"command": command, "machine": machine, "reused": reused,
-            "wall_seconds": time.perf_counter() - start}
-    paths = {"markdown": out / "poly.md",
-             "csv": write_csv(out / "poly.csv", rows, COLUMNS),
-             "json": write_json(out / "poly.json",
-                                {"config": config.to_dict(), "meta": meta, "rows": rows})}
-    paths["markdown"].write_text(markdown(rows, config, figures, meta))
-    return {"rows": rows, "paths": {**paths, "figures": [out / name for name in figures]},
-            "reused": reused, "results": len(runs)}
+EXPERIMENT = PolynomialProgramming()

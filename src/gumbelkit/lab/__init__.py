@@ -1,11 +1,13 @@
 """The lab: each claim of the seed thread as an experiment with a computed verdict.
 
-``EXPERIMENTS`` maps an id (E1, E2, ...) to its experiment; :func:`gumbelkit.lab.runner.run_lab`
-runs them and writes the report. Needs the ``lab`` extra (matplotlib, tqdm, scipy, scikit-learn).
+``EXPERIMENTS`` maps an id (E1, E2, ...) to its experiment (:mod:`gumbelkit.harness.protocol`);
+:func:`gumbelkit.lab.answer.run_lab` runs them on the harness and writes the report that answers
+the question. Needs the ``lab`` extra (matplotlib, tqdm, scipy, scikit-learn).
 """
 
 from __future__ import annotations
 
+from ..harness.protocol import Experiment
 from .e1_gumbel_max import EXPERIMENT as E1
 from .e2_temperature import EXPERIMENT as E2
 from .e3_expected_loss import EXPERIMENT as E3
@@ -15,8 +17,7 @@ from .e6_next_token import EXPERIMENT as E6
 from .e7_actor_critic import EXPERIMENT as E7
 from .e8_exploration import EXPERIMENT as E8
 from .e9_annealing import EXPERIMENT as E9
-from .experiment import Experiment
 
 EXPERIMENTS: dict[str, Experiment] = {e.id: e for e in (E1, E2, E3, E4, E5, E6, E7, E8, E9)}
 
-__all__ = ["EXPERIMENTS", "Experiment"]
+__all__ = ["EXPERIMENTS"]

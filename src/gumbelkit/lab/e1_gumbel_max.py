@@ -18,9 +18,9 @@ from scipy import stats
 
 import gumbelkit as gk
 
-from .experiment import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
-from .plotting import plt, save
-from .statistics import Interval, bootstrap, paired_difference
+from ..harness.plotting import plt, save
+from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
+from ..harness.statistics import Decision, bootstrap, paired_difference
 
 ALPHA = 0.01  # family-wise level of the goodness-of-fit tests (Bonferroni over seeds)
 
@@ -87,7 +87,6 @@ class GumbelMaxExactness(Experiment):
               "answer 1 (the alternative without noise: the argmax of the softmax)"),
     )
     config_class = Config
-    quick_seconds = 5
 
     def setup(self, config: Config) -> str:
         return (f"{config.seeds} seeds; each draws logits ~ N(0, {config.logit_scale:g}^2) over "
@@ -135,8 +134,8 @@ class GumbelMaxExactness(Experiment):
             tv = [r["fits"][name]["tv"] for _, r in results]
             p_values = [r["fits"][name]["p_value"] for _, r in results]
             methods[name] = {
-                "tv": bootstrap(tv).to_dict(),
-                "tv_minus_reference": paired_difference(tv, reference).to_dict(),
+                "tv": bootstrap(tv),
+                "tv_minus_reference": paired_difference(tv, reference),
                 "min_p_value": float(min(p_values)),
                 "rejected": bool(min(p_values) < threshold),
             }
@@ -152,9 +151,9 @@ class GumbelMaxExactness(Experiment):
         argmax = [n for n in methods if n.startswith("argmax softmax-tau")]
         argmax_rejected = [n for n in argmax if methods[n]["rejected"]]
         gm = methods["gumbel-max"]
-        gm_tv = Interval.from_dict(gm["tv"])
-        gm_diff = Interval.from_dict(gm["tv_minus_reference"])
-        holds = len(exact) == len(sampling) and len(argmax_rejected) == len(argmax)
+        gm_tv = gm["tv"]
+        gm_diff = gm["tv_minus_reference"]
+        decision = Decision.of(len(exact) == len(sampling) and len(argmax_rejected) == len(argmax))
         not_exact = sorted(set(sampling) - set(exact))
         answer = (
             f"Gumbel-max {'matches' if not gm['rejected'] else 'does not match'} softmax(logits) "
@@ -170,13 +169,13 @@ class GumbelMaxExactness(Experiment):
                   "Bonferroni-corrected over seeds). A sampler is exact if no seed rejects it; "
                   "the noise-free argmax is not a sampler, so the thread's contrast holds when "
                   "every Gumbel-based sampler passes and every argmax fails.")
-        return Verdict(holds, answer, detail)
+        return Verdict(decision, answer, detail)
 
     def tables(self, summary: dict) -> list[Table]:
         rows = []
         for name, m in summary["methods"].items():
-            rows.append([name, Interval.from_dict(m["tv"]).format(),
-                         Interval.from_dict(m["tv_minus_reference"]).format(),
+            rows.append([name, m["tv"].format(),
+                         m["tv_minus_reference"].format(),
                          f"{m['min_p_value']:.2g}", "rejected" if m["rejected"] else "exact"])
         return [Table(["sampler", "TV to softmax [95% CI]", "TV minus reference [95% CI]",
                        "smallest p over seeds", "chi-square"], rows,

@@ -27,9 +27,9 @@ import torch
 
 import gumbelkit as gk
 
-from .experiment import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
-from .plotting import plt, save
-from .statistics import Interval, all_or_any, bootstrap, paired_difference
+from ..harness.plotting import plt, save
+from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
+from ..harness.statistics import Decision, Interval, bootstrap, paired_difference
 
 ONE_HOT_TOL = 0.05  # "near one-hot": mean 1 - max coordinate below this
 UNIFORM_TOL = 0.05  # "near uniform": normalised distance to the uniform vector below this
@@ -88,25 +88,6 @@ def _measure(y: torch.Tensor, probs: torch.Tensor, reference_tv: float) -> dict[
     }
 
 
-def _and(*parts: bool | None) -> bool | None:
-    """False if any part is False, else None if any is None, else True."""
-    return all_or_any(parts, success=True, failure=False)
-
-
-def _below(interval: Interval, tolerance: float) -> bool | None:
-    """True if the interval lies below ``tolerance``, False if above it, None if it straddles."""
-    return {-1: True, 1: False, 0: None}[interval.sign(tolerance)]
-
-
-def _sign(interval: Interval) -> bool | None:
-    """True if the interval lies above 0, False if below, None if it contains 0."""
-    return {1: True, -1: False, 0: None}[interval.sign()]
-
-
-def _word(decided: bool | None) -> str:
-    return {True: "holds", False: "does not hold", None: "is undecided"}[decided]
-
-
 class TemperatureLimits(Experiment):
     id = "E2"
     title = "Temperature limits of softmax-tau and Gumbel-Softmax"
@@ -126,7 +107,6 @@ class TemperatureLimits(Experiment):
               "answer 4 (PS)"),
     )
     config_class = Config
-    quick_seconds = 2
     threads = 1  # tiny tensors: extra threads only add synchronisation
 
     def setup(self, config: Config) -> str:
@@ -175,18 +155,18 @@ class TemperatureLimits(Experiment):
         def values(name: str, tau: str, metric: str) -> list[float]:
             return [r["metrics"][name][tau][metric] for r in runs]
 
-        curves = {name: {tau: {m: bootstrap(values(name, tau, m)).to_dict() for m in METRICS}
+        curves = {name: {tau: {m: bootstrap(values(name, tau, m)) for m in METRICS}
                          for tau in taus} for name in config.estimators}
         return {
             "seeds": len(runs), "draws": config.draws, "categories": config.categories,
             "taus": [float(t) for t in config.taus], "tau_low": low, "tau_high": high,
             "curves": curves,
-            "reference_tv": bootstrap([r["reference_tv"] for r in runs]).to_dict(),
-            "expected_flip_rate": bootstrap([1 - r["collision"] for r in runs]).to_dict(),
+            "reference_tv": bootstrap([r["reference_tv"] for r in runs]),
+            "expected_flip_rate": bootstrap([1 - r["collision"] for r in runs]),
             "noise_share_change": paired_difference(values("gs", high, "noise_share"),
-                                                    values("gs", low, "noise_share")).to_dict(),
+                                                    values("gs", low, "noise_share")),
             "flip_rate_change": paired_difference(values("gs", high, "flip_rate"),
-                                                  values("gs", low, "flip_rate")).to_dict(),
+                                                  values("gs", low, "flip_rate")),
             "hard": [n for n in HARD if n in config.estimators],
             "exact_one_hot": {n: {t: float(np.mean(values(n, t, "exact_one_hot")))
                                   for t in taus} for n in config.estimators},
@@ -195,29 +175,30 @@ class TemperatureLimits(Experiment):
             "example": {"probs": runs[0]["probs"], "vectors": runs[0]["examples"]},
         }
 
-    def _parts(self, summary: dict) -> dict[str, bool | None]:
+    def _parts(self, summary: dict) -> dict[str, Decision]:
         """Each part of the claims, decided from the intervals."""
         curves, low, high = summary["curves"], summary["tau_low"], summary["tau_high"]
 
         def at(name: str, tau: str, metric: str) -> Interval:
-            return Interval.from_dict(curves[name][tau][metric])
+            return curves[name][tau][metric]
 
         both = ("softmax", "gs")
-        law_ok = [_below(at(n, t, "tv_excess"), LAW_TOL)
+        law_ok = [Decision.below(at(n, t, "tv_excess"), LAW_TOL)
                   for n in summary["hard"] for t in curves[n]]
         exact_ok = all(summary["min_exact_one_hot"][n] == 1.0 for n in summary["hard"])
         flips, still = at("gs", low, "flip_rate"), at("softmax", low, "flip_rate")
         return {
-            "low_one_hot": _and(*(_below(at(n, low, "one_hot_gap"), ONE_HOT_TOL) for n in both)),
-            "noise_changes_decision": (True if flips.above(still)
-                                       else False if flips.high <= still.low else None),
-            "softmax_samples_at_low": _below(at("softmax", low, "tv_excess"), LAW_TOL),
-            "gs_samples_at_low": _below(at("gs", low, "tv_excess"), LAW_TOL),
-            "gs_samples_at_high": _below(at("gs", high, "tv_excess"), LAW_TOL),
-            "high_uniform": _and(*(_below(at(n, high, "uniform_distance"), UNIFORM_TOL)
-                                   for n in both)),
-            "noise_gains": _sign(Interval.from_dict(summary["noise_share_change"])),
-            "hard_exact": _and(exact_ok, *law_ok),
+            "low_one_hot": Decision.all_of(Decision.below(at(n, low, "one_hot_gap"), ONE_HOT_TOL)
+                                           for n in both),
+            "noise_changes_decision": (Decision.YES if flips.above(still) else Decision.NO
+                                       if flips.high <= still.low else Decision.UNDECIDED),
+            "softmax_samples_at_low": Decision.below(at("softmax", low, "tv_excess"), LAW_TOL),
+            "gs_samples_at_low": Decision.below(at("gs", low, "tv_excess"), LAW_TOL),
+            "gs_samples_at_high": Decision.below(at("gs", high, "tv_excess"), LAW_TOL),
+            "high_uniform": Decision.all_of(Decision.below(at(n, high, "uniform_distance"),
+                                                           UNIFORM_TOL) for n in both),
+            "noise_gains": Decision.above(summary["noise_share_change"]),
+            "hard_exact": Decision.all_of([Decision.of(exact_ok), *law_ok]),
         }
 
     def verdict(self, summary: dict) -> Verdict:
@@ -226,17 +207,18 @@ class TemperatureLimits(Experiment):
         parts = self._parts(summary)
 
         def fmt(name: str, tau: str, metric: str) -> str:
-            return Interval.from_dict(curves[name][tau][metric]).format()
+            return curves[name][tau][metric].format()
 
-        obs1 = _and(parts["low_one_hot"], parts["noise_changes_decision"])
-        obs2 = _and(parts["high_uniform"], parts["noise_gains"])
+        obs1 = Decision.all_of([parts["low_one_hot"], parts["noise_changes_decision"]])
+        obs2 = Decision.all_of([parts["high_uniform"], parts["noise_gains"]])
         ps = parts["hard_exact"]
         samplers = [label for label, part in (("softmax-tau", "softmax_samples_at_low"),
-                                              ("GS", "gs_samples_at_low")) if parts[part]]
+                                              ("GS", "gs_samples_at_low"))
+                    if parts[part] is Decision.YES]
         hard = summary["hard"]
         exact_hard = [n for n in hard if summary["min_exact_one_hot"][n] == 1.0]
         answer = (
-            f"Observation 1 {_word(obs1)}: at tau={low}, 1 - max coordinate is "
+            f"Observation 1 {obs1.word}: at tau={low}, 1 - max coordinate is "
             f"{fmt('softmax', low, 'one_hot_gap')} for softmax-tau and "
             f"{fmt('gs', low, 'one_hot_gap')} for GS; the argmax is a sample of softmax(logits) "
             f"for {' and '.join(samplers) or 'neither'} (TV to it "
@@ -244,23 +226,24 @@ class TemperatureLimits(Experiment):
             f"softmax-tau, whose TV to the mode is {fmt('softmax', low, 'tv_mode')}) and GS "
             f"changes its decision between consecutive draws at rate "
             f"{fmt('gs', low, 'flip_rate')} vs {fmt('softmax', low, 'flip_rate')}. "
-            f"Observation 2 {_word(obs2)}: at tau={high} the normalised distance to the uniform "
+            f"Observation 2 {obs2.word}: at tau={high} the normalised distance to the uniform "
             f"vector is {fmt('softmax', high, 'uniform_distance')} (softmax-tau) and "
             f"{fmt('gs', high, 'uniform_distance')} (GS), while the noise's share of the GS "
             f"vector goes from {fmt('gs', low, 'noise_share')} at tau={low} to "
             f"{fmt('gs', high, 'noise_share')} at tau={high} (paired difference "
-            f"{Interval.from_dict(summary['noise_share_change']).format()}) and its argmax law "
-            + ("stays" if parts["gs_samples_at_high"] else "is not shown to stay")
+            f"{summary['noise_share_change'].format()}) and its argmax law "
+            + ("stays" if parts["gs_samples_at_high"] is Decision.YES else "is not shown to stay")
             + f" softmax(logits) (TV {fmt('gs', high, 'tv_softmax')}, flip rate "
             f"{fmt('gs', high, 'flip_rate')}): "
-            + {True: "the noise gains significance",
-               False: "the noise loses significance rather than gaining it (logits and noise "
-                      "are divided by the same tau)",
-               None: "no change in the noise's significance is resolved"}[parts["noise_gains"]]
-            + f". Answer 4's PS {_word(ps)}: {len(exact_hard)} of {len(hard)} hard samplers "
+            + {Decision.YES: "the noise gains significance",
+               Decision.NO: "the noise loses significance rather than gaining it (logits and "
+                            "noise are divided by the same tau)",
+               Decision.UNDECIDED: "no change in the noise's significance is resolved"
+               }[parts["noise_gains"]]
+            + f". Answer 4's PS {ps.word}: {len(exact_hard)} of {len(hard)} hard samplers "
             f"({', '.join(hard)}) return exactly one-hot vectors in every draw at every tau, "
             "with an argmax law "
-            + ("within tolerance of" if ps else "not shown to match")
+            + ("within tolerance of" if ps is Decision.YES else "not shown to match")
             + f" softmax(logits), while the soft GS is exactly one-hot in "
             f"{100 * summary['exact_one_hot']['gs'][middle]:.3g}% of draws at "
             f"tau={middle}."
@@ -268,17 +251,17 @@ class TemperatureLimits(Experiment):
         detail = (
             f"{summary['seeds']} seeds x {summary['draws']:,} draws, {summary['categories']} "
             f"categories. Parts decided from 95% bootstrap intervals: near one-hot at tau={low} "
-            f"({_word(parts['low_one_hot'])}), GS changes decision more often than softmax-tau "
-            f"({_word(parts['noise_changes_decision'])}; an exact sampler's rate is 1 - sum p^2 = "
-            f"{Interval.from_dict(summary['expected_flip_rate']).format()}), near uniform at "
-            f"tau={high} ({_word(parts['high_uniform'])}), noise share larger at tau={high} than "
-            f"at tau={low} ({_word(parts['noise_gains'])}; the GS flip rate changes by "
-            f"{Interval.from_dict(summary['flip_rate_change']).format()}), hard samplers exactly "
-            f"one-hot with the law of softmax(logits) ({_word(ps)}). The experiment holds only "
+            f"({parts['low_one_hot'].word}), GS changes decision more often than softmax-tau "
+            f"({parts['noise_changes_decision'].word}; an exact sampler's rate is 1 - sum p^2 = "
+            f"{summary['expected_flip_rate'].format()}), near uniform at "
+            f"tau={high} ({parts['high_uniform'].word}), noise share larger at tau={high} than "
+            f"at tau={low} ({parts['noise_gains'].word}; the GS flip rate changes by "
+            f"{summary['flip_rate_change'].format()}), hard samplers exactly "
+            f"one-hot with the law of softmax(logits) ({ps.word}). The experiment holds only "
             "if every part holds. An exact sampler's argmax TV (the noise floor) is "
-            f"{Interval.from_dict(summary['reference_tv']).format()}."
+            f"{summary['reference_tv'].format()}."
         )
-        return Verdict(_and(obs1, obs2, ps), answer, detail)
+        return Verdict(Decision.all_of([obs1, obs2, ps]), answer, detail)
 
     def tables(self, summary: dict) -> list[Table]:
         curves = summary["curves"]
@@ -288,7 +271,7 @@ class TemperatureLimits(Experiment):
             for tau in shown:
                 if tau not in by_tau:
                     continue
-                cells = [Interval.from_dict(by_tau[tau][m]).format()
+                cells = [by_tau[tau][m].format()
                          for m in ("one_hot_gap", "uniform_distance", "tv_softmax", "tv_mode",
                                    "flip_rate", "noise_share")]
                 rows.append([name, tau, *cells])
@@ -313,7 +296,7 @@ class TemperatureLimits(Experiment):
         fig, axes = plt.subplots(2, 3, figsize=(13, 7), sharex=True)
         for ax, (metric, label) in zip(axes.flat, panels, strict=True):
             for name, by_tau in curves.items():
-                cells = [Interval.from_dict(by_tau[f"{t:g}"][metric]) for t in taus]
+                cells = [by_tau[f"{t:g}"][metric] for t in taus]
                 style = "--" if name in HARD else "-"
                 line, = ax.plot(taus, [c.estimate for c in cells], style, marker=".",
                                 label=name)
@@ -322,7 +305,7 @@ class TemperatureLimits(Experiment):
             ax.set_xscale("log")
             ax.set_title(label, fontsize=10)
             ax.set_xlabel("tau")
-        flip = Interval.from_dict(summary["expected_flip_rate"])
+        flip = summary["expected_flip_rate"]
         axes.flat[4].axhline(flip.estimate, color="grey", lw=0.8, ls=":",
                              label="1 - sum p^2 (exact sampler)")
         axes.flat[0].legend(fontsize=8)

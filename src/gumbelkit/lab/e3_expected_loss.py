@@ -1,8 +1,8 @@
 """E3. The expected loss E_c[f(c)]: exact gradients, and what the noise-free relaxation optimises.
 
 Part 1 (gradients). On a small nonlinear problem whose expectation can be enumerated
-(:mod:`gumbelkit.bench.problems`, one draw of logits per seed), ``gk.exact.compare`` measures every
-estimator's gradient of one ``gk.expectation`` call against the exact gradient, at each
+(:mod:`gumbelkit.workloads.problems`, one draw of logits per seed), ``gk.exact.compare`` measures
+every estimator's gradient of one ``gk.expectation`` call against the exact gradient, at each
 temperature: bias ``||E g_hat - g||``, variance ``sum_i Var g_hat_i`` and mean cosine to ``g``.
 
 Part 2 (optimisation). Logits are trained with Adam through ``gk.expectation`` with each of
@@ -30,12 +30,12 @@ import numpy as np
 import torch
 
 import gumbelkit as gk
-from gumbelkit.bench.problems import make_problem
 from gumbelkit.estimators.base import ObjectiveFn
 
-from .experiment import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
-from .plotting import plt, save
-from .statistics import Interval, bootstrap, paired_difference
+from ..harness.plotting import plt, save
+from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
+from ..harness.statistics import Decision, Interval, bootstrap, paired_difference
+from ..workloads.problems import make_problem
 
 GRADIENT_METRICS = ("bias", "variance", "cosine")
 TOLERANCE = 0.01  # a gap difference matters if it exceeds this fraction of f's range
@@ -132,17 +132,15 @@ def _gradients(config: Config, key: dict) -> dict:
     return {"rows": {row["estimator"]: {m: row[m] for m in keep} for row in rows}}
 
 
-def _decide(differences: list[Interval], tolerance: float, any_above: bool) -> bool | None:
-    """Whether differences exceed ``tolerance``: True/False when the intervals say so, else None.
+def _decide(differences: list[Interval], tolerance: float, any_above: bool) -> Decision:
+    """Whether differences exceed ``tolerance``, as the intervals say.
 
-    ``any_above``: True when one interval entirely above suffices (and False needs all below);
-    otherwise True needs all below (and one entirely above makes it False).
+    ``any_above``: YES when one interval entirely above suffices (and NO needs all below);
+    otherwise YES needs all below (and one entirely above makes it NO).
     """
-    above = any(d.low > tolerance for d in differences)
-    below = all(d.high < tolerance for d in differences)
     if any_above:
-        return True if above else False if below else None
-    return False if above else True if below else None
+        return Decision.any_of(Decision.above(d, tolerance) for d in differences)
+    return Decision.all_of(Decision.below(d, tolerance) for d in differences)
 
 
 class ExpectedLoss(Experiment):
@@ -161,12 +159,12 @@ class ExpectedLoss(Experiment):
               "answer 3"),
     )
     config_class = Config
-    quick_seconds = 18
     threads = 1  # tiny tensors: extra threads only add synchronisation
 
     def setup(self, config: Config) -> str:
         return (
-            f"{config.seeds} seeds. Part 1: problem {config.problem!r} of gumbelkit.bench.problems "
+            f"{config.seeds} seeds. Part 1: problem {config.problem!r} of "
+            "gumbelkit.workloads.problems "
             f"(one random instance per seed); gk.exact.compare of the {len(config.estimators)} "
             f"estimators ({', '.join(config.estimators)}), {config.n_draws} gradient estimates of "
             f"{config.n_samples} samples each at every tau in {list(config.taus)}. Part 2: "
@@ -202,15 +200,15 @@ class ExpectedLoss(Experiment):
             return [r["rows"] for k, r in gradient_runs if f"{k['tau']:g}" == tau]
 
         gradients = {
-            name: {tau: {m: bootstrap([row[name][m] for row in rows_at(tau)]).to_dict()
+            name: {tau: {m: bootstrap([row[name][m] for row in rows_at(tau)])
                          for m in GRADIENT_METRICS} for tau in taus}
             for name in config.estimators
         }
-        floor = {name: bootstrap([row[name]["bias_se"] for row in rows_at(reference)]).to_dict()
+        floor = {name: bootstrap([row[name]["bias_se"] for row in rows_at(reference)])
                  for name in config.estimators}
         # E||mean - g||^2 = ||true bias||^2 + bias_se^2: the difference estimates the squared bias
         squared_bias = {name: bootstrap([row[name]["bias"] ** 2 - row[name]["bias_se"] ** 2
-                                         for row in rows_at(reference)]).to_dict()
+                                         for row in rows_at(reference)])
                         for name in config.estimators}
 
         def final(objective: str, name: str, field: str = "final_gap") -> list[float]:
@@ -229,12 +227,12 @@ class ExpectedLoss(Experiment):
         sampling = [n for n in config.train_estimators if n != "softmax"]
         objectives = {
             objective: {
-                "final_gap": {n: bootstrap(final(objective, n)).to_dict()
+                "final_gap": {n: bootstrap(final(objective, n))
                               for n in config.train_estimators},
                 "softmax_minus": {n: paired_difference(final(objective, "softmax"),
-                                                       final(objective, n)).to_dict()
+                                                       final(objective, n))
                                   for n in sampling},
-                "p_category_0": {n: bootstrap(final(objective, n, "p_category_0")).to_dict()
+                "p_category_0": {n: bootstrap(final(objective, n, "p_category_0"))
                                  for n in config.train_estimators},
                 "curves": {n: curve(objective, n) for n in config.train_estimators},
             }
@@ -250,17 +248,17 @@ class ExpectedLoss(Experiment):
         tolerance = summary["tolerance"]
         parts, better, text = {}, {}, {}
         for objective, data in summary["objectives"].items():
-            diffs = {n: Interval.from_dict(d) for n, d in data["softmax_minus"].items()}
+            diffs = {n: d for n, d in data["softmax_minus"].items()}
             better[objective] = [n for n, d in diffs.items() if d.low > tolerance]
             parts[objective] = _decide(list(diffs.values()), tolerance,
                                        any_above=objective == "nonlinear")
-            gaps = {n: Interval.from_dict(g) for n, g in data["final_gap"].items()}
+            gaps = {n: g for n, g in data["final_gap"].items()}
             text[objective] = ", ".join(f"{n} {g.format()}" for n, g in gaps.items())
-        holds = False if False in parts.values() else None if None in parts.values() else True
+        decision = Decision.all_of(parts.values())
         nonlinear = summary["objectives"]["nonlinear"]
         sampling = list(nonlinear["softmax_minus"])
-        p_zero = Interval.from_dict(nonlinear["p_category_0"]["softmax"])
-        softmax_gap = Interval.from_dict(nonlinear["final_gap"]["softmax"])
+        p_zero = nonlinear["p_category_0"]["softmax"]
+        softmax_gap = nonlinear["final_gap"]["softmax"]
         answer = (
             f"After {summary['steps']} Adam steps at tau={summary['train_tau']:g} "
             f"({summary['seeds']} seeds), the gap of the exact E f to its optimum on the "
@@ -276,22 +274,23 @@ class ExpectedLoss(Experiment):
             + ". " + self._gradient_sentence(summary)
         )
         diffs_text = "; ".join(
-            f"{objective}: " + ", ".join(f"{n} {Interval.from_dict(d).format()}"
+            f"{objective}: " + ", ".join(f"{n} {d.format()}"
                                          for n, d in data["softmax_minus"].items())
             for objective, data in summary["objectives"].items())
         detail = (
             "The claim holds when some sampling estimator ends significantly below softmax-tau "
             "on the nonlinear f (interval of the paired difference above the tolerance) and none "
             "does on the linear twin; it fails when none does on the nonlinear f or some does on "
-            f"the linear one. Part decisions: nonlinear {parts['nonlinear']}, linear "
-            f"{parts['linear']}. Final-gap differences softmax-tau minus estimator: {diffs_text}.")
-        return Verdict(holds, answer, detail)
+            f"the linear one. Part decisions: nonlinear {parts['nonlinear'].value}, linear "
+            f"{parts['linear'].value}. Final-gap differences softmax-tau minus estimator: "
+            f"{diffs_text}.")
+        return Verdict(decision, answer, detail)
 
     def _gradient_sentence(self, summary: dict) -> str:
         tau = summary["reference_tau"]
-        at = {n: {m: Interval.from_dict(v) for m, v in by_tau[tau].items()}
+        at = {n: {m: v for m, v in by_tau[tau].items()}
               for n, by_tau in summary["gradients"].items()}
-        biased = [n for n, v in summary["squared_bias"].items() if Interval.from_dict(v).above(0)]
+        biased = [n for n, v in summary["squared_bias"].items() if v.above(0)]
         best = max(at, key=lambda n: at[n]["cosine"].estimate)
         return (
             f"With exact gradients ({summary['problem']!r} problem, tau={tau}), "
@@ -304,10 +303,10 @@ class ExpectedLoss(Experiment):
         tau = summary["reference_tau"]
         rows = []
         for name, by_tau in summary["gradients"].items():
-            cells = {m: Interval.from_dict(v).format() for m, v in by_tau[tau].items()}
+            cells = {m: v.format() for m, v in by_tau[tau].items()}
             rows.append([name, cells["bias"],
-                         Interval.from_dict(summary["bias_floor"][name]).format(),
-                         Interval.from_dict(summary["squared_bias"][name]).format(),
+                         summary["bias_floor"][name].format(),
+                         summary["squared_bias"][name].format(),
                          cells["variance"], cells["cosine"]])
         gradient_table = Table(
             ["estimator", "bias", "Monte Carlo floor", "bias^2 - floor^2", "variance", "cosine"],
@@ -320,9 +319,9 @@ class ExpectedLoss(Experiment):
         for objective, data in summary["objectives"].items():
             for name, gap in data["final_gap"].items():
                 diff = data["softmax_minus"].get(name)
-                rows.append([objective, name, Interval.from_dict(gap).format(),
-                             Interval.from_dict(diff).format() if diff else "-",
-                             Interval.from_dict(data["p_category_0"][name]).format()])
+                rows.append([objective, name, gap.format(),
+                             diff.format() if diff else "-",
+                             data["p_category_0"][name].format()])
         training_table = Table(
             ["objective", "estimator", "final gap of E f", "softmax-tau minus estimator",
              "final p(z=1)"], rows,
@@ -342,7 +341,7 @@ class ExpectedLoss(Experiment):
         colors = plt.get_cmap("tab10")
         for i, (name, by_tau) in enumerate(summary["gradients"].items()):
             for ax, metric in zip(axes, GRADIENT_METRICS, strict=True):
-                cells = [Interval.from_dict(by_tau[f"{t:g}"][metric]) for t in taus]
+                cells = [by_tau[f"{t:g}"][metric] for t in taus]
                 ax.plot(taus, [c.estimate for c in cells], styles[gk.ESTIMATORS[name].noise],
                         marker=".", color=colors(i), label=name)
                 ax.fill_between(taus, [c.low for c in cells], [c.high for c in cells],

@@ -27,9 +27,9 @@ import torch
 
 import gumbelkit as gk
 
-from .experiment import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
-from .plotting import plt, save
-from .statistics import Interval, bootstrap, paired_difference
+from ..harness.plotting import plt, save
+from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
+from ..harness.statistics import Decision, Interval, bootstrap, paired_difference
 
 RECOVERED = 0.15  # mode error below this: closer to the data's shares than to a collapsed model
 GENERATIONS = ("as_trained", "one_hot")
@@ -121,7 +121,6 @@ class ConditionalGeneration(Experiment):
               "also a problem about out-of-domain prediction.", "answer 2"),
     )
     config_class = Config
-    quick_seconds = 15
     threads = 1  # tiny tensors: extra threads only add synchronisation
 
     def setup(self, config: Config) -> str:
@@ -200,10 +199,10 @@ class ConditionalGeneration(Experiment):
         for name, seeded in by_setting.items():
             seeded.sort(key=lambda item: item[0])
             rows = [r for _, r in seeded]
-            entry = {"p_minority": bootstrap([r["p_minority"] for r in rows]).to_dict()}
+            entry = {"p_minority": bootstrap([r["p_minority"] for r in rows])}
             for generation in GENERATIONS:
                 entry[generation] = {
-                    metric: bootstrap([r[generation][metric] for r in rows]).to_dict()
+                    metric: bootstrap([r[generation][metric] for r in rows])
                     for metric in (*SHARES, "mode_error", "energy")}
             settings[name] = entry
             if seeded[0][0] == 0:
@@ -216,8 +215,8 @@ class ConditionalGeneration(Experiment):
                 softmax_minus_gs[f"{tau:g}"] = paired_difference(
                     [r["one_hot"]["mode_error"] for _, r in sorted(soft, key=lambda s: s[0])],
                     [r["one_hot"]["mode_error"] for _, r in sorted(gs, key=lambda s: s[0])],
-                ).to_dict()
-        floor = bootstrap([r["energy_floor"] for _, r in results]).to_dict()
+                )
+        floor = bootstrap([r["energy_floor"] for _, r in results])
         return {"settings": settings, "softmax_minus_gs_one_hot": softmax_minus_gs,
                 "energy_floor": floor, "examples": examples, "seeds": config.seeds,
                 "obama_share": config.obama_share, "estimators": list(config.estimators),
@@ -228,7 +227,7 @@ class ConditionalGeneration(Experiment):
         taus = summary["taus"]
 
         def error(name: str, generation: str) -> Interval:
-            return Interval.from_dict(settings[name][generation]["mode_error"])
+            return settings[name][generation]["mode_error"]
 
         softmax = [_name("softmax", tau) for tau in taus]
         # softmax-tau fails when its outputs miss the shares however its codes are drawn
@@ -238,11 +237,12 @@ class ConditionalGeneration(Experiment):
                  key=lambda n: error(n, "one_hot").estimate)
         gs_ok = error(gs, "one_hot").below(RECOVERED)
         gs_fail = all(error(_name("gs", tau), "one_hot").above(RECOVERED) for tau in taus)
-        holds = True if soft_fail and gs_ok else False if soft_ok or gs_fail else None
+        decision = (Decision.YES if soft_fail and gs_ok else Decision.NO if soft_ok or gs_fail
+                    else Decision.UNDECIDED)
 
         worst = max(softmax, key=lambda n: error(n, "as_trained").estimate)
         trained = settings[worst]["as_trained"]
-        shares = {k: Interval.from_dict(trained[k]) for k in SHARES}
+        shares = {k: trained[k] for k in SHARES}
         collapsed = max(shares["obama"].estimate, shares["trump"].estimate)
         behaviour = ("collapses onto a single voice rather than a hybrid"
                      if collapsed > shares["hybrid"].estimate else "produces hybrid outputs")
@@ -251,7 +251,7 @@ class ConditionalGeneration(Experiment):
                   for t in taus]
         others_ok = [n for n in others if error(n, "one_hot").below(RECOVERED)]
         others_text = "; ".join(
-            f"{n}: Obama {Interval.from_dict(settings[n]['one_hot']['obama']).format(2)}, "
+            f"{n}: Obama {settings[n]['one_hot']['obama'].format(2)}, "
             f"mode error {error(n, 'one_hot').format(2)}" for n in others)
         answer = (
             f"Softmax-tau {'misses' if not soft_ok else 'does not always miss'} the "
@@ -262,16 +262,16 @@ class ConditionalGeneration(Experiment):
             f"{error(worst, 'as_trained').format(2)} as trained, "
             f"{error(worst, 'one_hot').format(2)} with one-hot codes). Gumbel-Softmax "
             f"{'recovers' if gs_ok else 'does not clearly recover'} both voices ({gs}, one-hot "
-            f"codes): Obama {Interval.from_dict(gs_one_hot['obama']).format(2)}, hybrids "
-            f"{Interval.from_dict(gs_one_hot['hybrid']).format(2)}, learned minority code "
-            f"probability {Interval.from_dict(settings[gs]['p_minority']).format(2)}, mode error "
+            f"codes): Obama {gs_one_hot['obama'].format(2)}, hybrids "
+            f"{gs_one_hot['hybrid'].format(2)}, learned minority code "
+            f"probability {settings[gs]['p_minority'].format(2)}, mode error "
             f"{error(gs, 'one_hot').format(2)}; with its own relaxed codes "
-            f"{Interval.from_dict(settings[gs]['as_trained']['hybrid']).format(2)} of its outputs "
+            f"{settings[gs]['as_trained']['hybrid'].format(2)} of its outputs "
             f"are hybrids. The straight-through Gumbel estimators recover the voices in "
             f"{len(others_ok)} of {len(others)} settings ({others_text}). "
             f"{summary['seeds']} seeds, 95% bootstrap intervals."
         )
-        diffs = "; ".join(f"tau={tau}: {Interval.from_dict(d).format(2)}"
+        diffs = "; ".join(f"tau={tau}: {d.format(2)}"
                           for tau, d in summary["softmax_minus_gs_one_hot"].items())
         detail = (f"The claim holds when the mode error of softmax-tau lies above {RECOVERED:g} at "
                   "every tau, both as trained and with one-hot codes, while that of Gumbel-Softmax "
@@ -283,7 +283,7 @@ class ConditionalGeneration(Experiment):
                   "data, inside the majority voice, while under squared error (or a "
                   "Gaussian-kernel MMD much wider than the voices' distance) it is near the mean, "
                   "between them.")
-        return Verdict(holds, answer, detail)
+        return Verdict(decision, answer, detail)
 
     def tables(self, summary: dict) -> list[Table]:
         rows = []
@@ -291,11 +291,11 @@ class ConditionalGeneration(Experiment):
             for generation in GENERATIONS:
                 m = entry[generation]
                 rows.append([name, generation.replace("_", " "),
-                             *(Interval.from_dict(m[k]).format(2) for k in SHARES),
-                             Interval.from_dict(m["mode_error"]).format(2),
-                             Interval.from_dict(m["energy"]).format(2),
-                             Interval.from_dict(entry["p_minority"]).format(2)])
-        floor = Interval.from_dict(summary["energy_floor"]).format(2)
+                             *(m[k].format(2) for k in SHARES),
+                             m["mode_error"].format(2),
+                             m["energy"].format(2),
+                             entry["p_minority"].format(2)])
+        floor = summary["energy_floor"].format(2)
         return [Table(["estimator", "codes at generation", "near Obama", "near Trump", "hybrid",
                        "mode error", "energy distance", "learned minority p(code)"], rows,
                       f"Data: Obama {summary['obama_share']:g}, Trump "

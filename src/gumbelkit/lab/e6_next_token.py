@@ -33,9 +33,9 @@ import torch
 
 import gumbelkit as gk
 
-from .experiment import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
-from .plotting import plt, save
-from .statistics import Interval, bootstrap, paired_difference
+from ..harness.plotting import plt, save
+from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
+from ..harness.statistics import Decision, Interval, bootstrap, paired_difference
 
 BLOW_UP = 10.0  # a maximum gradient norm this many times the reference's is a blow-up
 REFERENCE = ("softmax", 1.0)  # softmax + cross-entropy
@@ -82,7 +82,7 @@ def _name(estimator: str, tau: float) -> str:
 def _ratio(values: list[float], reference: list[float]) -> dict[str, float]:
     """Geometric-mean ratio of paired positive values, with its bootstrap interval."""
     log = paired_difference(np.log10(values), np.log10(reference))
-    return Interval(10 ** log.estimate, 10 ** log.low, 10 ** log.high, log.n).to_dict()
+    return Interval(10 ** log.estimate, 10 ** log.low, 10 ** log.high, log.n)
 
 
 class NextTokenPrediction(Experiment):
@@ -101,7 +101,6 @@ class NextTokenPrediction(Experiment):
               "gradient explosion in this case.", "answer 2"),
     )
     config_class = Config
-    quick_seconds = 16
     threads = 1  # tiny tensors: extra threads only add synchronisation
 
     def setup(self, config: Config) -> str:
@@ -187,7 +186,7 @@ class NextTokenPrediction(Experiment):
             rows = [runs[s] for s in seeds]
             estimator, tau = name.split(", tau=")
             same_tau = by_setting.get(_name("softmax", float(tau)))
-            entry = {metric: bootstrap([r[metric] for r in rows]).to_dict()
+            entry = {metric: bootstrap([r[metric] for r in rows])
                      for metric in ("max_norm", "p99_norm", "median_norm", "nonfinite_steps",
                                     "infinite_loss_examples", "excess_nll")}
             refs = [reference[s] for s in seeds]
@@ -199,7 +198,7 @@ class NextTokenPrediction(Experiment):
                 entry["max_ratio_same_tau"] = _ratio(
                     [r["max_norm"] for r in rows], [same_tau[s]["max_norm"] for s in seeds])
             entry["excess_nll_minus_reference"] = paired_difference(
-                [r["excess_nll"] for r in rows], [r["excess_nll"] for r in refs]).to_dict()
+                [r["excess_nll"] for r in rows], [r["excess_nll"] for r in refs])
             entry["estimator"], entry["tau"] = estimator, float(tau)
             settings[name] = entry
             if 0 in runs:
@@ -213,7 +212,7 @@ class NextTokenPrediction(Experiment):
         settings = summary["settings"]
 
         def interval(name: str, metric: str) -> Interval:
-            return Interval.from_dict(settings[name][metric])
+            return settings[name][metric]
 
         def blows_up(name: str) -> bool:
             return (interval(name, "nonfinite_steps").low > 0
@@ -226,16 +225,18 @@ class NextTokenPrediction(Experiment):
         gs = sorted((n for n in settings if settings[n]["estimator"] == "gs"),
                     key=lambda n: settings[n]["tau"])
         exploded = [n for n in gs if blows_up(n)]
-        holds = True if exploded else False if all(calm(n) for n in gs) else None
+        decision = Decision.any_of(Decision.YES if blows_up(n) else Decision.NO if calm(n)
+                                   else Decision.UNDECIDED for n in gs)
         shown = exploded[0] if exploded else gs[0]
-        outcome = {True: "blows up", None: "does not clearly blow up", False: "does not blow up"}
+        outcome = {Decision.YES: "blows up", Decision.UNDECIDED: "does not clearly blow up",
+                   Decision.NO: "does not blow up"}
         noisy = [n for n in settings if settings[n]["estimator"] != "softmax"]
         hurt = [n for n in noisy if interval(n, "excess_nll_minus_reference").above(0)]
         straight = [n for n in noisy if settings[n]["estimator"] != "gs"]
         worst = max(straight or noisy, key=lambda n: interval(n, "excess_nll").estimate)
         reference = summary["reference"]
         answer = (
-            f"Cross-entropy of a Gumbel-Softmax sample {outcome[holds]} "
+            f"Cross-entropy of a Gumbel-Softmax sample {outcome[decision]} "
             f"({'at ' + ', '.join(exploded) if exploded else 'at no tau'}): at {shown}, a "
             f"fraction {interval(shown, 'nonfinite_steps').format(2)} of steps have a non-finite "
             f"gradient (reference 0) and the largest finite gradient norm is "
@@ -260,19 +261,19 @@ class NextTokenPrediction(Experiment):
             "log_softmax of the perturbed logits would avoid. Straight-through estimators learn "
             "only from samples that hit the target (a miss has loss +inf), which rewards "
             "putting all the mass on one successor.")
-        return Verdict(holds, answer, detail)
+        return Verdict(decision, answer, detail)
 
     def tables(self, summary: dict) -> list[Table]:
         rows = []
         for name, entry in summary["settings"].items():
             same = entry.get("max_ratio_same_tau")
-            rows.append([name, Interval.from_dict(entry["max_norm"]).format(2),
-                         Interval.from_dict(entry["max_ratio"]).format(2),
-                         Interval.from_dict(same).format(2) if same else "-",
-                         Interval.from_dict(entry["p99_ratio"]).format(2),
-                         Interval.from_dict(entry["nonfinite_steps"]).format(2),
-                         Interval.from_dict(entry["infinite_loss_examples"]).format(2),
-                         Interval.from_dict(entry["excess_nll"]).format(2)])
+            rows.append([name, entry["max_norm"].format(2),
+                         entry["max_ratio"].format(2),
+                         same.format(2) if same else "-",
+                         entry["p99_ratio"].format(2),
+                         entry["nonfinite_steps"].format(2),
+                         entry["infinite_loss_examples"].format(2),
+                         entry["excess_nll"].format(2)])
         return [Table(["estimator", "max gradient norm", "max / reference", "max / softmax same "
                        "tau", "p99 / reference", "non-finite steps", "infinite-loss examples",
                        "excess NLL (nats)"], rows,

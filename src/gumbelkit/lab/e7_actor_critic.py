@@ -28,7 +28,6 @@ are paired across actors (same reward table, same critic initialisation).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,9 +36,10 @@ import torch
 
 import gumbelkit as gk
 
-from .experiment import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
-from .plotting import plt, save
-from .statistics import Interval, bootstrap, paired_difference
+from ..harness.plotting import plt, save
+from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
+from ..harness.statistics import Decision, bootstrap, paired_difference
+from ..workloads.bandit import Bandit, BatchedCritics
 
 SOFT = ("softmax", "gs")  # estimators whose actor inputs are soft; run at every tau of the grid
 HARD = ("st-gs", "reinmax")  # one-hot inputs, surrogate gradient; run at config.hard_tau
@@ -90,69 +90,13 @@ def _label(key: dict) -> str:
     return f"{key['estimator']} tau={key['tau']:g}"
 
 
-class _Bandit:
-    """Per-seed reward tables, as the multilinear extension rescaled to [0, 1] per state."""
-
-    def __init__(self, config: Config, device: torch.device) -> None:
-        s, c, k = config.states, config.components, config.choices
-        unary, pair = [], []
-        for seed in range(config.seeds):
-            gen = torch.Generator().manual_seed(10_000 + seed)
-            unary.append(0.5 * torch.randn(s, c, k, generator=gen))
-            pair.append(torch.randn(s, c, c, k, k, generator=gen))
-        upper = torch.triu(torch.ones(c, c), 1)[None, None, :, :, None, None]
-        self.unary = torch.stack(unary).to(device)
-        self.pair = (torch.stack(pair) * upper).to(device)
-        joint = gk.exact.configurations(c, k, device=device)
-        actions = torch.nn.functional.one_hot(joint, k).float()[:, None, None]
-        raw = self._raw(actions.expand(-1, config.seeds, s, c, k))  # (K**L, seeds, states)
-        self.low, self.high = raw.min(0).values, raw.max(0).values
-
-    def _raw(self, x: torch.Tensor) -> torch.Tensor:
-        unary = (x * self.unary).sum((-1, -2))
-        return unary + torch.einsum("...bslk,bslmkj,...bsmj->...bs", x, self.pair, x)
-
-    def value(self, x: torch.Tensor) -> torch.Tensor:
-        """Expected reward of inputs x, shape (..., seeds, states, L, K) -> (..., seeds, states)."""
-        return (self._raw(x) - self.low) / (self.high - self.low)
-
-
-class _Critics(torch.nn.Module):
-    """One ReLU MLP per seed, evaluated together as batched matrix products."""
-
-    def __init__(self, config: Config, device: torch.device) -> None:
-        super().__init__()
-        sizes = [config.states + config.components * config.choices,
-                 config.hidden, config.hidden, 1]
-        gens = [torch.Generator().manual_seed(20_000 + seed) for seed in range(config.seeds)]
-        self.weights = torch.nn.ParameterList()
-        self.biases = torch.nn.ParameterList()
-        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
-            bound = 1.0 / math.sqrt(n_in)  # torch.nn.Linear's default initialisation range
-            w = [(torch.rand(n_in, n_out, generator=g) * 2 - 1) * bound for g in gens]
-            b = [(torch.rand(n_out, generator=g) * 2 - 1) * bound for g in gens]
-            self.weights.append(torch.nn.Parameter(torch.stack(w).to(device)))
-            self.biases.append(torch.nn.Parameter(torch.stack(b).to(device)))
-        self.states = config.states
-
-    def forward(self, actions: torch.Tensor) -> torch.Tensor:
-        """Q of actions of shape (n, seeds, states, L, K): shape (n, seeds, states)."""
-        n, seeds, states = actions.shape[:3]
-        state = torch.eye(states, device=actions.device, dtype=actions.dtype)
-        h = torch.cat([state.expand(n, seeds, states, states), actions.flatten(3)], -1)
-        h = h.transpose(0, 1).reshape(seeds, n * states, -1)
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            h = torch.baddbmm(b.unsqueeze(1), h, w)
-            if i < len(self.weights) - 1:
-                h = torch.relu(h)
-        return h.reshape(seeds, n, states).transpose(0, 1)
-
-
 def _train(config: Config, key: dict, device: torch.device) -> dict:
     """Train every seed's critic and actor together; returns per-seed measurements."""
     torch.manual_seed(0)
     gen = torch.Generator(device=device).manual_seed(1)
-    bandit, critics = _Bandit(config, device), _Critics(config, device)
+    bandit = Bandit(config.seeds, config.states, config.components, config.choices, device)
+    critics = BatchedCritics(config.seeds, config.states, config.components * config.choices,
+                             config.hidden, device)
     seeds, s, c, k = config.seeds, config.states, config.components, config.choices
     theta = torch.zeros(seeds, s, c, k, device=device, requires_grad=True)
     critic_opt = torch.optim.Adam(critics.parameters(), lr=config.critic_lr, foreach=True)
@@ -238,7 +182,6 @@ class ActorCritic(Experiment):
               "Grady S, comments on answer 3 (the objection)"),
     )
     config_class = Config
-    quick_seconds = 44
     threads = 1  # small tensors: extra threads only add synchronisation
 
     def setup(self, config: Config) -> str:
@@ -280,69 +223,69 @@ class ActorCritic(Experiment):
         for key, result in results:
             methods[_label(key)] = {
                 "estimator": key["estimator"], "tau": key["tau"], "target": key["target"],
-                "return": bootstrap(result["return"]).to_dict(),
-                "gap": bootstrap(1.0 - np.asarray(result["return"])).to_dict(),
-                "greedy_return": bootstrap(result["greedy_return"]).to_dict(),
+                "return": bootstrap(result["return"]),
+                "gap": bootstrap(1.0 - np.asarray(result["return"])),
+                "greedy_return": bootstrap(result["greedy_return"]),
                 "greedy_minus_reference":
-                    paired_difference(result["greedy_return"], ref_greedy).to_dict(),
-                "critic_error": bootstrap(result["critic_error"]).to_dict(),
-                "softness": bootstrap(result["softness"]).to_dict(),
+                    paired_difference(result["greedy_return"], ref_greedy),
+                "critic_error": bootstrap(result["critic_error"]),
+                "softness": bootstrap(result["softness"]),
                 "return_minus_reference":
-                    paired_difference(result["return"], ref_return).to_dict(),
+                    paired_difference(result["return"], ref_return),
                 "error_minus_one_hot":
-                    paired_difference(result["critic_error"], ref_error).to_dict(),
+                    paired_difference(result["critic_error"], ref_error),
                 "curve_steps": result["curve_steps"],
                 "curve_mean": np.asarray(result["curve"]).mean(1).tolist(),
             }
         return {
             "methods": methods, "seeds": config.seeds, "margin": config.margin,
             "reference": {"actors": [_label(k) for k, _ in through_critic],
-                          "return": bootstrap(ref_return).to_dict(),
-                          "greedy_return": bootstrap(ref_greedy).to_dict()},
+                          "return": bootstrap(ref_return),
+                          "greedy_return": bootstrap(ref_greedy)},
             "one_hot": {"actors": [_label(k) for k, _ in one_hot],
-                        "critic_error": bootstrap(ref_error).to_dict()},
+                        "critic_error": bootstrap(ref_error)},
         }
 
     def verdict(self, summary: dict) -> Verdict:
         methods, margin = summary["methods"], summary["margin"]
         softmax = sorted((label for label, m in methods.items() if m["estimator"] == "softmax"),
                          key=lambda label: methods[label]["tau"])
-        diffs = {lb: Interval.from_dict(methods[lb]["return_minus_reference"]) for lb in softmax}
+        diffs = {lb: methods[lb]["return_minus_reference"] for lb in softmax}
         substitutes = [lb for lb in softmax if diffs[lb].low > -margin]
         worse = [lb for lb in softmax if diffs[lb].high < 0]
         if substitutes:
-            holds, finding = False, f"can substitute for them ({', '.join(substitutes)})"
+            decision, finding = Decision.NO, f"can substitute for them ({', '.join(substitutes)})"
         elif len(worse) == len(softmax):
-            holds, finding = True, "cannot substitute for them at any tau tried"
+            decision, finding = Decision.YES, "cannot substitute for them at any tau tried"
         else:
             unseparated = [f"{methods[lb]['tau']:g}" for lb in softmax if lb not in worse]
             worse_taus = ", ".join(f"{methods[lb]['tau']:g}" for lb in worse)
-            holds, finding = None, (
+            decision, finding = Decision.UNDECIDED, (
                 f"is worse at tau in [{worse_taus}] but not separated from the sampling actors "
                 f"at tau in [{', '.join(unseparated)}]")
         returns = "; ".join(
-            f"tau={methods[lb]['tau']:g}: {Interval.from_dict(methods[lb]['return']).format()} "
+            f"tau={methods[lb]['tau']:g}: {methods[lb]['return'].format()} "
             f"(difference {diffs[lb].format()})" for lb in softmax)
         errors = "; ".join(
             f"tau={methods[lb]['tau']:g}: "
-            f"{Interval.from_dict(methods[lb]['critic_error']).format()}" for lb in softmax)
+            f"{methods[lb]['critic_error'].format()}" for lb in softmax)
         reference, one_hot = summary["reference"], summary["one_hot"]
-        ranked = sorted(reference["actors"], key=lambda lb: methods[lb]["return"]["estimate"])
-        spread = " to ".join(f"{lb} {methods[lb]['return']['estimate']:.3g}"
+        ranked = sorted(reference["actors"], key=lambda lb: methods[lb]["return"].estimate)
+        spread = " to ".join(f"{lb} {methods[lb]['return'].estimate:.3g}"
                              for lb in (ranked[0], ranked[-1]))
         greedy = "; ".join(
             f"tau={methods[lb]['tau']:g}: "
-            f"{Interval.from_dict(methods[lb]['greedy_minus_reference']).format()}"
+            f"{methods[lb]['greedy_minus_reference'].format()}"
             for lb in softmax)
         answer = (
             f"Over {summary['seeds']} paired seeds, sampling actors trained through the critic "
-            f"reach a true return of {Interval.from_dict(reference['return']).format()} on "
+            f"reach a true return of {reference['return'].format()} on "
             f"average (optimum 1; from {spread}) and softmax-tau actors reach {returns}, so the "
             f"deterministic softmax actor {finding}; the return of the policies' modes differs "
             f"by {greedy}. The critic's error at softmax-tau's inputs is {errors}, against "
-            f"{Interval.from_dict(one_hot['critic_error']).format()} at one-hot inputs.")
+            f"{one_hot['critic_error'].format()} at one-hot inputs.")
         mismatch = [lb for lb in softmax
-                    if Interval.from_dict(methods[lb]["error_minus_one_hot"]).above(0)]
+                    if methods[lb]["error_minus_one_hot"].above(0)]
         low = softmax[0]
         detail = (
             "Return differences are paired by seed against the mean of the sampling actors that "
@@ -352,14 +295,14 @@ class ActorCritic(Experiment):
             f"at the one-hot inputs of {', '.join(one_hot['actors'])}, paired) is measured at "
             f"{', '.join(mismatch) if mismatch else 'no tau'}. Grady S's objection: at "
             f"tau={methods[low]['tau']:g} softmax-tau's inputs are "
-            f"{Interval.from_dict(methods[low]['softness']).format()} away from one-hot "
+            f"{methods[low]['softness'].format()} away from one-hot "
             "(1 - max_k x_k), and its return difference is "
             f"{diffs[low].format()}: near-one-hot inputs "
             f"{'do not' if diffs[low].high < 0 else 'may'} close the gap.")
-        return Verdict(holds, answer, detail)
+        return Verdict(decision, answer, detail)
 
     def tables(self, summary: dict) -> list[Table]:
-        rows = [[label] + [Interval.from_dict(m[name]).format() for name in
+        rows = [[label] + [m[name].format() for name in
                            ("return", "gap", "return_minus_reference", "greedy_return",
                             "greedy_minus_reference", "critic_error", "error_minus_one_hot",
                             "softness")]
@@ -385,7 +328,7 @@ class ActorCritic(Experiment):
         ax.set_ylabel("true return (mean over seeds)")
         ax.legend(fontsize=7)
         labels = list(methods)
-        errors = [Interval.from_dict(methods[lb]["critic_error"]) for lb in labels]
+        errors = [methods[lb]["critic_error"] for lb in labels]
         colors = ["tab:red" if methods[lb]["estimator"] == "softmax" else "tab:blue"
                   for lb in labels]
         y = np.arange(len(labels))

@@ -34,9 +34,10 @@ import torch
 
 import gumbelkit as gk
 
-from .experiment import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
-from .plotting import plt, save
-from .statistics import Interval, bootstrap, paired_difference
+from ..harness.plotting import plt, save
+from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
+from ..harness.statistics import Decision, bootstrap, paired_difference
+from ..workloads.trap import Trap
 
 GUMBEL_STD = math.pi / math.sqrt(6)  # standard deviation of Gumbel(0, 1)
 TAU_METHODS = ("softmax", "gaussian", "gs", "st-gs")  # run at every tau of the grid
@@ -76,37 +77,15 @@ def _label(key: dict) -> str:
     return name if key["method"] in REFERENCES else f"{name} tau={key['tau']:g}"
 
 
-class Trap:
-    """The deceptive objective, on one-hot or relaxed inputs, and its exact expectation."""
-
-    def __init__(self, config: Config) -> None:
-        self.variables, self.categories = config.variables, config.categories
-        self.global_value = config.global_value
-        self.local_value = float(config.variables - 1)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """f of inputs of shape (..., variables, categories): shape (...)."""
-        u = x[..., -1].sum(-1)
-        climb = self.global_value * (u - self.local_value)
-        return torch.where(u <= self.local_value, self.local_value - u, climb)
-
-    def expectation(self, logits: torch.Tensor) -> torch.Tensor:
-        """Exact E[f] under softmax(logits) for logits (batch, variables, categories): (batch,).
-
-        The batched form of gk.exact.expectation: the sum over all categories**variables
-        configurations of their probability times f.
-        """
-        index = gk.exact.configurations(self.variables, self.categories, device=logits.device)
-        values = self(torch.nn.functional.one_hot(index, self.categories).to(logits.dtype))
-        log_p = torch.log_softmax(logits, -1)[:, torch.arange(self.variables), index]
-        return (log_p.sum(-1).exp() * values).sum(-1)
+def _trap(config: Config) -> Trap:
+    return Trap(config.variables, config.categories, config.global_value)
 
 
 def _optimise(config: Config, key: dict, device: torch.device) -> torch.Tensor:
     """Run one method on every seed at once; returns the final logits (seeds, L, K)."""
     torch.manual_seed(0)
     gen = torch.Generator(device=device).manual_seed(1)
-    trap = Trap(config)
+    trap = _trap(config)
     init = [torch.randn(config.variables, config.categories,
                         generator=torch.Generator().manual_seed(seed))
             for seed in range(config.seeds)]
@@ -146,7 +125,6 @@ class Exploration(Experiment):
               "answer 3"),
     )
     config_class = Config
-    quick_seconds = 5
     threads = 1  # small tensors: extra threads only add synchronisation
 
     def setup(self, config: Config) -> str:
@@ -175,7 +153,8 @@ class Exploration(Experiment):
     def run(self, config: Config, key: dict, device: torch.device) -> dict:
         logits = _optimise(config, key, device)
         success = (logits.argmax(-1) == config.categories - 1).all(-1)
-        return {"value": Trap(config).expectation(logits).tolist(), "success": success.tolist()}
+        return {"value": _trap(config).expectation(logits).tolist(),
+                "success": success.tolist()}
 
     def summarize(self, config: Config, results: list[tuple[dict, dict]]) -> dict:
         success = {_label(k): np.asarray(r["success"], dtype=float) for k, r in results}
@@ -184,8 +163,8 @@ class Exploration(Experiment):
             label = _label(key)
             methods[label] = {
                 "method": key["method"], "tau": key["tau"],
-                "success": bootstrap(success[label]).to_dict(),
-                "value": bootstrap(result["value"]).to_dict(),
+                "success": bootstrap(success[label]),
+                "value": bootstrap(result["value"]),
             }
 
         def pooled(method: str) -> np.ndarray:
@@ -194,7 +173,7 @@ class Exploration(Experiment):
                             for t in config.taus], axis=0)
 
         def compare(a: np.ndarray, b: np.ndarray) -> dict:
-            return paired_difference(a, b).to_dict()
+            return paired_difference(a, b)
 
         per_tau = {}
         for tau in config.taus:
@@ -210,7 +189,7 @@ class Exploration(Experiment):
             "optima": [float(config.variables - 1), config.global_value],
             "taus": list(config.taus),
             "pooled": {
-                "rates": {m: bootstrap(v).to_dict() for m, v in pool.items()},
+                "rates": {m: bootstrap(v) for m, v in pool.items()},
                 "gs_minus_softmax": compare(pool["gs"], pool["softmax"]),
                 "st-gs_minus_softmax": compare(pool["st-gs"], pool["softmax"]),
                 "gaussian_minus_softmax": compare(pool["gaussian"], pool["softmax"]),
@@ -222,24 +201,24 @@ class Exploration(Experiment):
 
     def verdict(self, summary: dict) -> Verdict:
         pooled, methods = summary["pooled"], summary["methods"]
-        rates = {m: Interval.from_dict(v) for m, v in pooled["rates"].items()}
-        gumbel = Interval.from_dict(pooled["gs_minus_softmax"])
-        straight_through = Interval.from_dict(pooled["st-gs_minus_softmax"])
-        gauss = Interval.from_dict(pooled["gaussian_minus_softmax"])
-        gauss_vs_gs = Interval.from_dict(pooled["gaussian_minus_gs"])
-        noise_on_exact = Interval.from_dict(summary["rloo_minus_exact"])
-        gumbel_vs_exact = Interval.from_dict(summary["gs_minus_exact"])
-        exact, rloo = (Interval.from_dict(methods[m]["success"]) for m in REFERENCES)
-        holds = True if gumbel.above(0) else False if gumbel.below(0) else None
-        helps = {True: "escapes more often", False: "escapes less often",
-                 None: "is not shown to escape more or less often"}
+        rates = {m: v for m, v in pooled["rates"].items()}
+        gumbel = pooled["gs_minus_softmax"]
+        straight_through = pooled["st-gs_minus_softmax"]
+        gauss = pooled["gaussian_minus_softmax"]
+        gauss_vs_gs = pooled["gaussian_minus_gs"]
+        noise_on_exact = summary["rloo_minus_exact"]
+        gumbel_vs_exact = summary["gs_minus_exact"]
+        exact, rloo = (methods[m]["success"] for m in REFERENCES)
+        decision = Decision.above(gumbel)
+        helps = {Decision.YES: "escapes more often", Decision.NO: "escapes less often",
+                 Decision.UNDECIDED: "is not shown to escape more or less often"}
         gauss_word = ("as often as" if not gauss_vs_gs.excludes(0) else
                       "less often than" if gauss_vs_gs.below(0) else "more often than")
         answer = (
             f"Over {summary['seeds']} seeds started from the same logits and the tau grid "
             f"{summary['taus']}, gs reaches the global optimum in {rates['gs'].format()} of runs "
             f"against {rates['softmax'].format()} for softmax-tau (paired difference "
-            f"{gumbel.format()}), so Gumbel noise {helps[holds]} than softmax-tau without noise "
+            f"{gumbel.format()}), so Gumbel noise {helps[decision]} than softmax-tau without noise "
             f"(st-gs, the same noise with one-hot samples, reaches {rates['st-gs'].format()}; "
             f"minus softmax-tau: {straight_through.format()}). Gaussian noise "
             f"of the same scale on the logits reaches {rates['gaussian'].format()} (minus "
@@ -249,8 +228,8 @@ class Exploration(Experiment):
             f"{gumbel_vs_exact.format()}) and REINFORCE-LOO {rloo.format()} (sampling noise "
             f"minus none: {noise_on_exact.format()}).")
         per_tau = "; ".join(
-            f"tau={tau}: gs - softmax {Interval.from_dict(d['gs_minus_softmax']).format()}, "
-            f"gaussian - softmax {Interval.from_dict(d['gaussian_minus_softmax']).format()}"
+            f"tau={tau}: gs - softmax {d['gs_minus_softmax'].format()}, "
+            f"gaussian - softmax {d['gaussian_minus_softmax'].format()}"
             for tau, d in summary["per_tau"].items())
         detail = (
             "Rates are each seed's success averaged over the tau grid; the question's guess holds "
@@ -258,7 +237,7 @@ class Exploration(Experiment):
             f"below 0. Per tau: {per_tau}. The exact-gradient and REINFORCE rows optimise the "
             "true expected objective, so their difference isolates the effect of sampling noise "
             "from the bias of the relaxation.")
-        return Verdict(holds, answer, detail)
+        return Verdict(decision, answer, detail)
 
     def tables(self, summary: dict) -> list[Table]:
         rows = []
@@ -266,9 +245,9 @@ class Exploration(Experiment):
             diff = summary["per_tau"].get(f"{m['tau']:g}", {})
             key = {"gs": "gs_minus_softmax", "gaussian": "gaussian_minus_softmax"}.get(
                 m["method"])
-            rows.append([label, Interval.from_dict(m["success"]).format(),
-                         Interval.from_dict(m["value"]).format(),
-                         Interval.from_dict(diff[key]).format() if key else ""])
+            rows.append([label, m["success"].format(),
+                         m["value"].format(),
+                         diff[key].format() if key else ""])
         return [Table(["method", "success rate [95% CI]", "final E[f] [95% CI]",
                        "success minus softmax-tau (same tau)"], rows,
                       "Success: the mode of the final distribution is the global optimum. E[f]: "
@@ -282,13 +261,13 @@ class Exploration(Experiment):
                                     ("success rate", "final exact E[f]"), strict=True):
             for method in (*TAU_METHODS, "reinmax"):
                 rows = [m for m in methods.values() if m["method"] == method]
-                cis = [Interval.from_dict(m[metric]) for m in rows]
+                cis = [m[metric] for m in rows]
                 ax.errorbar([m["tau"] for m in rows], [c.estimate for c in cis],
                             yerr=[[c.estimate - c.low for c in cis],
                                   [c.high - c.estimate for c in cis]],
                             marker="o", capsize=3, label=_name(method))
             for method, style in zip(REFERENCES, (":", "-."), strict=True):
-                ax.axhline(Interval.from_dict(methods[method][metric]).estimate,
+                ax.axhline(methods[method][metric].estimate,
                            color="gray", linestyle=style, label=method)
             ax.set_xscale("log")
             ax.set_xlabel("tau")

@@ -1,6 +1,6 @@
 """E9. Temperature annealing versus a constant temperature, and what lowering tau does to the noise.
 
-Measured, with the categorical VAE of E4 (:func:`gumbelkit.lab.e4_vae.train_and_evaluate`): each
+Measured, with the categorical VAE of E4 (:func:`gumbelkit.workloads.vae.train_and_evaluate`): each
 estimator (``softmax``, ``gs``, ``st-gs``, ``reinmax``) is trained at every constant tau of a small
 grid and with the exponential schedule of Jang et al. (2017), ``gk.schedules.Exponential``:
 ``tau = max(tau_min, tau0 exp(-r t))``, r chosen so that tau reaches tau_min after a set fraction of
@@ -26,15 +26,10 @@ import torch
 
 import gumbelkit as gk
 
-from .e4_vae import (
-    VAEConfig,
-    describe_vae,
-    initial_model,
-    train_and_evaluate,
-)
-from .experiment import Claim, Experiment, Figure, Table, Verdict
-from .plotting import errorbar, plt, save
-from .statistics import Interval, all_or_any, bootstrap, paired_difference
+from ..harness.plotting import errorbar, plt, save
+from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
+from ..harness.statistics import Decision, bootstrap, paired_difference
+from ..workloads import vae
 
 ANNEALED = "annealed"
 GUMBEL_SOFTMAX = ("gs", "st-gs")  # the estimators the claim is about
@@ -42,7 +37,7 @@ NOISE_ESTIMATOR = "gs"  # whose annealed runs measure the effect of the noise
 
 
 @dataclass
-class Config(VAEConfig):
+class Config(ExperimentConfig, vae.VAERecipe):
     seeds: int = 4
     estimators: tuple[str, ...] = ("softmax", "gs", "st-gs", "reinmax")
     taus: tuple[float, ...] = (0.5, 1.0)  # the constant temperatures
@@ -114,10 +109,9 @@ class AnnealingExperiment(Experiment):
               "answer 4"),
     )
     config_class = Config
-    quick_seconds = 50
 
     def setup(self, config: Config) -> str:
-        return (describe_vae(config) + f" Estimators: {', '.join(config.estimators)}, each at "
+        return (vae.describe(config) + f" Estimators: {', '.join(config.estimators)}, each at "
                 f"the constant tau in {list(config.taus)} and annealed with Jang et al.'s "
                 f"schedule tau = max({config.tau_min:g}, {config.tau0:g} * exp(-{config.rate():.3g}"
                 f" * t)), updated every {config.anneal_every} steps, so tau reaches "
@@ -136,9 +130,10 @@ class AnnealingExperiment(Experiment):
     def run(self, config: Config, key: dict, device: torch.device) -> dict:
         annealed = key["schedule"] == ANNEALED
         tau = config.schedule() if annealed else float(key["schedule"])
-        trained = train_and_evaluate(config, key["seed"], key["estimator"], tau, device)
+        trained = vae.train_and_evaluate(config, key["seed"], key["estimator"], tau, device)
         x_test = trained.test_images
-        initial = initial_model(config, key["seed"], x_test.shape[1], device)
+        initial = vae.initial_model(x_test.shape[1], config.latents, config.categories,
+                                    config.hidden, key["seed"], device)
         probe = torch.Generator(device=device)
 
         def effect(logits: torch.Tensor, at: float) -> float:
@@ -165,13 +160,13 @@ class AnnealingExperiment(Experiment):
         for name in config.estimators:
             best = min(config.taus, key=lambda t, n=name: np.mean(values(n, t, "discrete_elbo")))
             estimators[name] = {
-                "schedules": {_label(s): {m: bootstrap(values(name, s, m)).to_dict()
+                "schedules": {_label(s): {m: bootstrap(values(name, s, m))
                                           for m in ("discrete_elbo", "iw_bound", "kl")}
                               for s in (*config.taus, ANNEALED)},
                 "best_constant": best,
                 "annealed_minus_best": paired_difference(
                     values(name, ANNEALED, "discrete_elbo"),
-                    values(name, best, "discrete_elbo")).to_dict(),
+                    values(name, best, "discrete_elbo")),
             }
         noise_runs = [by_run[NOISE_ESTIMATOR, ANNEALED, s] for s in seeds]
         by_tau = np.array([r["noise_by_tau"] for r in noise_runs])
@@ -179,12 +174,12 @@ class AnnealingExperiment(Experiment):
         low, high = grid.index(config.tau_min), grid.index(config.tau0)
         noise = {
             "taus": grid,
-            "by_tau": [bootstrap(column).to_dict() for column in by_tau.T],
-            "start": bootstrap([r["noise_start"] for r in noise_runs]).to_dict(),
-            "end": bootstrap([r["noise_end"] for r in noise_runs]).to_dict(),
+            "by_tau": [bootstrap(column) for column in by_tau.T],
+            "start": bootstrap([r["noise_start"] for r in noise_runs]),
+            "end": bootstrap([r["noise_end"] for r in noise_runs]),
             "end_minus_start": paired_difference([r["noise_end"] for r in noise_runs],
-                                                 [r["noise_start"] for r in noise_runs]).to_dict(),
-            "low_minus_high_tau": paired_difference(by_tau[:, low], by_tau[:, high]).to_dict(),
+                                                 [r["noise_start"] for r in noise_runs]),
+            "low_minus_high_tau": paired_difference(by_tau[:, low], by_tau[:, high]),
             "mean_max_q": float(np.mean([r["mean_max_q"] for r in noise_runs])),
         }
         return {"data": results[0][1]["data"], "seeds": len(seeds), "steps": config.steps,
@@ -194,19 +189,18 @@ class AnnealingExperiment(Experiment):
 
     def verdict(self, summary: dict) -> Verdict:
         estimators, noise = summary["estimators"], summary["noise"]
-        diffs = {n: Interval.from_dict(estimators[n]["annealed_minus_best"])
+        diffs = {n: estimators[n]["annealed_minus_best"]
                  for n in GUMBEL_SOFTMAX}
-        outcome = {n: d.sign() for n, d in diffs.items()}  # -1: annealing better, 1: worse
-        anneal_holds = all_or_any(outcome.values(), success=-1, failure=1)
-        tau_effect = Interval.from_dict(noise["low_minus_high_tau"])
-        noise_holds = all_or_any([tau_effect.sign()], success=-1, failure=1)
-        holds = all_or_any([anneal_holds, noise_holds], success=True, failure=False)
-        trajectory = Interval.from_dict(noise["end_minus_start"])
+        outcome = {n: Decision.below(d) for n, d in diffs.items()}  # YES: annealing better
+        tau_effect = noise["low_minus_high_tau"]
+        noise_holds = Decision.below(tau_effect)
+        decision = Decision.all_of([Decision.all_of(outcome.values()), noise_holds])
+        trajectory = noise["end_minus_start"]
         comparisons = "; ".join(
             f"{n}: annealed minus constant tau={estimators[n]['best_constant']:g} "
             f"{diffs[n].format(3)} nats ({_WORDS[outcome[n]]})" for n in GUMBEL_SOFTMAX)
         others = "; ".join(
-            f"{n} {Interval.from_dict(estimators[n]['annealed_minus_best']).format(3)}"
+            f"{n} {estimators[n]['annealed_minus_best'].format(3)}"
             for n in estimators if n not in GUMBEL_SOFTMAX)
         answer = (
             f"On held-out {summary['data']} images ({summary['seeds']} seeds, "
@@ -234,7 +228,7 @@ class AnnealingExperiment(Experiment):
             "falls both codes approach one-hot vectors, so their total variation tends to that "
             "probability, and as tau grows both approach the uniform vector and it tends to 0."
         )
-        return Verdict(holds, answer, detail)
+        return Verdict(decision, answer, detail)
 
     def tables(self, summary: dict) -> list[Table]:
         rows = []
@@ -242,12 +236,12 @@ class AnnealingExperiment(Experiment):
             for label, metrics in entry["schedules"].items():
                 best = label == _label(entry["best_constant"])
                 rows.append([name, label + (" (best constant)" if best else ""),
-                             *(Interval.from_dict(metrics[m]).format(4)
+                             *(metrics[m].format(4)
                                for m in ("discrete_elbo", "iw_bound", "kl"))])
             rows.append([name, "annealed minus best constant",
-                         Interval.from_dict(entry["annealed_minus_best"]).format(3), "", ""])
+                         entry["annealed_minus_best"].format(3), "", ""])
         noise = summary["noise"]
-        noise_rows = [[f"{tau:g}", Interval.from_dict(iv).format(3)]
+        noise_rows = [[f"{tau:g}", iv.format(3)]
                       for tau, iv in zip(noise["taus"], noise["by_tau"], strict=True)]
         return [
             Table(["estimator", "temperature", "discrete negative ELBO [95% CI]",
@@ -266,7 +260,7 @@ class AnnealingExperiment(Experiment):
                                  squeeze=False)
         for ax, (name, entry) in zip(axes[0], estimators.items(), strict=True):
             labels = list(entry["schedules"])
-            ivs = [Interval.from_dict(entry["schedules"][label]["discrete_elbo"])
+            ivs = [entry["schedules"][label]["discrete_elbo"]
                    for label in labels]
             for i, (label, interval) in enumerate(zip(labels, ivs, strict=True)):
                 errorbar(ax, np.array([i]), [interval], fmt="D" if label == ANNEALED else "o",
@@ -284,11 +278,11 @@ class AnnealingExperiment(Experiment):
         noise = summary["noise"]
         fig, ax = plt.subplots(figsize=(6, 3.6))
         errorbar(ax, np.array(noise["taus"]),
-                 [Interval.from_dict(iv) for iv in noise["by_tau"]], fmt="o-",
+                 [iv for iv in noise["by_tau"]], fmt="o-",
                  label="trained encoder, fixed logits")
-        errorbar(ax, np.array([summary["tau0"]]), [Interval.from_dict(noise["start"])],
+        errorbar(ax, np.array([summary["tau0"]]), [noise["start"]],
                  fmt="s", label=f"start of annealing (initial encoder, tau={summary['tau0']:g})")
-        errorbar(ax, np.array([summary["final_tau"]]), [Interval.from_dict(noise["end"])],
+        errorbar(ax, np.array([summary["final_tau"]]), [noise["end"]],
                  fmt="^", label=f"end of annealing (tau={summary['final_tau']:.3g})")
         ax.set_xscale("log")
         ax.set_xlabel("tau")
@@ -300,10 +294,11 @@ class AnnealingExperiment(Experiment):
                       "Gumbel-Softmax and the softmax-tau code (95% bootstrap intervals).")
 
 
-_WORDS = {-1: "annealing better", 1: "annealing worse", 0: "no significant difference"}
-_NOISE_WORDS = {True: "smaller at the lower tau, as claimed",
-                False: "larger at the lower tau, contrary to the claim",
-                None: "no significant change"}
+_WORDS = {Decision.YES: "annealing better", Decision.NO: "annealing worse",
+          Decision.UNDECIDED: "no significant difference"}
+_NOISE_WORDS = {Decision.YES: "smaller at the lower tau, as claimed",
+                Decision.NO: "larger at the lower tau, contrary to the claim",
+                Decision.UNDECIDED: "no significant change"}
 
 
 EXPERIMENT = AnnealingExperiment()

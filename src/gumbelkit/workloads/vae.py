@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,9 +36,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import gumbelkit as gk
-
-from .schedules import Schedule
+from ..expectation import expectation
+from ..sampling import gumbel_max
+from ..schedules import Schedule
+from .data import ImageData, load_splits
 
 __all__ = [
     "CategoricalVAE",
@@ -45,12 +47,17 @@ __all__ = [
     "evaluate",
     "generate",
     "image_grid",
+    "initial_model",
     "kl_to_uniform",
     "minibatches",
     "negative_iw_bound",
     "reconstruction",
     "relaxed_negative_elbo",
     "train",
+    "train_and_evaluate",
+    "Trained",
+    "VAERecipe",
+    "describe",
 ]
 
 BATCH_SIZE = 100
@@ -90,6 +97,16 @@ class CategoricalVAE(nn.Module):
         return torch.sigmoid(self.pixel_logits(z))
 
 
+def initial_model(input_dim: int, latents: int, categories: int, hidden: Sequence[int],
+                  seed: int, device: torch.device) -> CategoricalVAE:
+    """The model a seed starts from, the same whatever trains it; torch's global generator is
+    left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = CategoricalVAE(input_dim, latents, categories, hidden)
+    return model.to(device)
+
+
 def kl_to_uniform(logits: torch.Tensor) -> torch.Tensor:
     """``KL(q || Uniform)`` summed over the L variables: ``sum q log q + L log C``, per example."""
     log_q = torch.log_softmax(logits, -1)
@@ -116,7 +133,7 @@ def relaxed_negative_elbo(model: CategoricalVAE, x: torch.Tensor, estimator: str
     the estimator's.
     """
     logits = model.logits(x)
-    expected = gk.expectation(lambda z: reconstruction(model, x, z), logits, estimator,
+    expected = expectation(lambda z: reconstruction(model, x, z), logits, estimator,
                               n_samples, tau, generator=generator, **options)
     return expected + kl_to_uniform(logits)
 
@@ -162,7 +179,7 @@ def train(model: CategoricalVAE, images: torch.Tensor, steps: int, estimator: st
 def _one_hot_samples(logits: torch.Tensor, n: int, generator: torch.Generator | None
                      ) -> torch.Tensor:
     """``n`` one-hot draws from Categorical(softmax(logits)), shape ``(n, *logits.shape)``."""
-    index = gk.gumbel_max(logits.expand(n, *logits.shape), generator=generator)
+    index = gumbel_max(logits.expand(n, *logits.shape), generator=generator)
     return F.one_hot(index, logits.shape[-1]).to(logits.dtype)
 
 
@@ -231,3 +248,65 @@ def image_grid(images: torch.Tensor | np.ndarray, image_shape: tuple[int, int], 
         grid[r * (height + pad):r * (height + pad) + height,
              c * (width + pad):c * (width + pad) + width] = image
     return grid
+
+
+@dataclass
+class VAERecipe:
+    """Data, model, training and evaluation of a categorical VAE (:func:`train_and_evaluate`)."""
+
+    latents: int = 20
+    categories: int = 10
+    hidden: tuple[int, ...] = (256, 128)
+    steps: int = 600
+    lr: float = 3e-3
+    downsample: int = 1  # shrink images this many times per side (average pooling)
+    train_size: int = 0  # 0: the whole training split
+    test_size: int = 500
+    elbo_samples: int = 10
+    iw_samples: int = 50
+    data_dir: str = ""  # empty: the Debian package's location (data.FASHION_MNIST_DIR)
+
+
+@dataclass
+class Trained:
+    """A trained model with its data and its one-hot evaluation on the held-out images."""
+
+    model: CategoricalVAE
+    train: ImageData
+    test_images: torch.Tensor
+    evaluation: dict[str, float]
+    generator: torch.Generator
+
+
+def train_and_evaluate(config: VAERecipe, seed: int, estimator: str, tau: float | Schedule,
+                       device: torch.device) -> Trained:
+    """Load, train from :func:`initial_model` and evaluate, deterministically given the seed."""
+    gen = torch.Generator(device=device).manual_seed(seed)
+    data, test = load_splits(config.data_dir or None, config.downsample)
+    x_train = (data.images[:config.train_size] if config.train_size else data.images).to(device)
+    x_test = test.images[:config.test_size].to(device)
+    model = initial_model(x_train.shape[1], config.latents, config.categories, config.hidden,
+                          seed, device)
+    train(model, x_train, config.steps, estimator, tau, generator=gen, lr=config.lr)
+    evaluation = evaluate(model, x_test, elbo_samples=config.elbo_samples,
+                          iw_samples=config.iw_samples, generator=gen)
+    return Trained(model, data, x_test, evaluation, gen)
+
+
+def describe(config: VAERecipe) -> str:
+    """The data, model, training and evaluation of :func:`train_and_evaluate`, in sentences."""
+    data, test = load_splits(config.data_dir or None, config.downsample)
+    size = min(config.train_size or len(data), len(data))
+    return (f"Data: {data.name} ({data.source}), {size:,} training images, the first "
+            f"{min(config.test_size, len(test)):,} test images held out; pixels are grayscale in "
+            f"[0, 1]. Model: encoder {data.images.shape[1]}-{'-'.join(map(str, config.hidden))}-"
+            f"({config.latents}x{config.categories}) with ReLU, decoder mirrored with a sigmoid "
+            f"output, Bernoulli likelihood (binary cross-entropy), {config.latents} categorical "
+            f"variables of {config.categories} categories, uniform prior, analytic KL. Training: "
+            f"Adam (lr {config.lr:g}), batches of {BATCH_SIZE}, {config.steps:,} steps, the "
+            "code fed to the decoder being gk.sample(logits, estimator, tau); the same "
+            "initialisation for every estimator of a seed. Evaluation, identical for every "
+            "model, with one-hot codes only: the discrete negative ELBO (mean over "
+            f"{config.elbo_samples} samples z ~ q(z|x)) and the negative importance-weighted "
+            f"bound with m = {config.iw_samples} samples from q, in nats per image (lower is "
+            "better).")

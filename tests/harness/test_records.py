@@ -1,13 +1,12 @@
-"""Run records: the digest leaves the device out; records of separate files merge into one."""
+"""Run records: the digest covers what decides a result; records of separate files merge."""
 
 import hashlib
 import json
 import sqlite3
 from contextlib import closing
 
-from gumbelkit.bench.poly import PolyConfig
 from gumbelkit.cli import main
-from gumbelkit.lab.records import RunStore, config_digest
+from gumbelkit.harness.records import RunStore, config_digest
 
 from .fake import Config as FakeConfig
 
@@ -18,15 +17,20 @@ def former_digest(body):
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def test_the_digest_ignores_the_device_only():
-    assert PolyConfig(device="cuda").digest() == PolyConfig(device="cpu").digest()
-    assert PolyConfig(steps=7).digest() != PolyConfig().digest()
-    body = PolyConfig(device="cuda").to_dict()
-    assert config_digest(body) == PolyConfig().digest()
-    # a configuration without a device (every lab experiment's) keeps the digest it had, so
-    # recorded lab runs are still found
-    lab = FakeConfig().to_dict()
-    assert "device" not in lab and FakeConfig().digest() == former_digest(lab)
+def keyed_body(**fields):
+    return FakeConfig(**fields).keyed()
+
+
+def test_the_digest_covers_the_keyed_fields_only():
+    assert FakeConfig(sleep=1.0, log="x").digest() == FakeConfig().digest()
+    assert FakeConfig(threshold=1.0).digest() != FakeConfig().digest()
+    assert set(FakeConfig().keyed()) == {"seeds", "threshold"}
+    # a configuration whose fields are all keyed (every lab experiment's) keeps the digest it
+    # had, so runs recorded before are still found; a recorded body with the device it once
+    # carried gets the digest of the body without it
+    body = keyed_body()
+    assert FakeConfig().digest() == former_digest(body)
+    assert config_digest({**body, "device": "cuda"}) == FakeConfig().digest()
 
 
 def record(path, body, digest, runs):
@@ -41,7 +45,7 @@ def record(path, body, digest, runs):
 def test_merge_files_runs_of_one_configuration_together(tmp_path):
     """Runs made on a GPU and on a CPU, and runs recorded under the former digest, are found
     under the configuration's digest once merged; a run in both files keeps the target's."""
-    cpu, gpu = PolyConfig(device="cpu").to_dict(), PolyConfig(device="cuda").to_dict()
+    cpu, gpu = {**keyed_body(), "device": "cpu"}, {**keyed_body(), "device": "cuda"}
     record(tmp_path / "old.sqlite", cpu, former_digest(cpu),
            [({"power": 2.0, "estimator": "st"}, 1), ({"power": 3.0, "estimator": "st"}, 2)])
     record(tmp_path / "gpu.sqlite", gpu, config_digest(gpu),
@@ -51,7 +55,7 @@ def test_merge_files_runs_of_one_configuration_together(tmp_path):
         assert merged.merge(tmp_path / "old.sqlite") == 2
         assert merged.merge(tmp_path / "gpu.sqlite") == 1  # (2.0, st) is recorded already
         assert merged.merge(tmp_path / "gpu.sqlite") == 0
-        digest = PolyConfig().digest()
+        digest = FakeConfig().digest()
         values = {(p, e): merged.get("bench-poly", digest, {"power": p, "estimator": e})
                   for p, e in ((2.0, "st"), (3.0, "st"), (2.0, "gr"))}
         assert values == {(2.0, "st"): {"value": 1}, (3.0, "st"): {"value": 2},
@@ -64,7 +68,7 @@ def test_merge_files_runs_of_one_configuration_together(tmp_path):
 
 
 def test_merge_runs_command(tmp_path, capsys):
-    body = PolyConfig().to_dict()
+    body = keyed_body()
     for name, estimator in (("a.sqlite", "st"), ("b.sqlite", "gr")):
         record(tmp_path / name, body, config_digest(body),
                [({"power": 2.0, "estimator": estimator}, 0)])

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 import gumbelkit as gk
-from gumbelkit import vae
+from gumbelkit.workloads import vae
 
 D, L, C = 16, 3, 4
 

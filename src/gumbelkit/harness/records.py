@@ -1,11 +1,14 @@
-"""Run records: every finished run of the lab, in an SQLite database in the output directory.
+"""Run records: every finished run, in an SQLite database in the output directory.
 
 A run is written in its own transaction as soon as it finishes, keyed by (experiment, digest of
-the configuration, run key), so an interrupted lab loses at most the run in flight and the next
-``gumbelkit lab`` with the same configuration reuses everything that finished. The digest leaves out
-the fields that say where a run computes (:data:`UNKEYED`), so runs recorded on a GPU and on a CPU,
-or by separate processes into separate files merged afterwards (:meth:`RunStore.merge`), are one
-configuration's.
+the configuration, run key), so an interrupted sweep loses at most the runs in flight and the next
+one with the same configuration reuses everything that finished. Only the driving process writes
+the file (workers return their results to it: SQLite must not be written over a network file
+system). The digest covers only what decides a run's result
+(:meth:`gumbelkit.harness.protocol.ExperimentConfig.keyed`), so runs recorded on a GPU and on a
+CPU, or by separate processes into separate files merged afterwards (:meth:`RunStore.merge`), are
+one configuration's. Each run's wall time is recorded too: the runner plans and shows progress
+with it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +45,14 @@ def resume_hint(path: Path) -> str:
             "to resume")
 
 
-# configuration fields that choose where a run computes, not what: left out of the digest
-UNKEYED = frozenset({"device"})
+# a field that configurations recorded by earlier versions carried, and that never decided a
+# result: left out of the digest, so that their runs are found again
+LEGACY_UNKEYED = frozenset({"device"})
 
 
 def config_digest(body: dict[str, Any]) -> str:
-    """A stable hash of a configuration's fields, :data:`UNKEYED` left out: what finds its runs."""
-    keyed = {name: value for name, value in body.items() if name not in UNKEYED}
+    """A stable hash of a configuration's keyed fields: what finds its runs."""
+    keyed = {name: value for name, value in body.items() if name not in LEGACY_UNKEYED}
     text = json.dumps(keyed, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -129,13 +132,15 @@ class RunStore:
                  for experiment, digest, *rest in runs])
         return self.connection.total_changes - before
 
-    def get_or_run(self, experiment: str, digest: str, key: dict[str, Any],
-                   compute: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
-        """The recorded result of ``key``, or ``compute()`` recorded now; and whether it is new."""
-        result = self.get(experiment, digest, key)
-        if result is not None:
-            return result, False
-        began = time.perf_counter()
-        result = compute()
-        self.put(experiment, digest, key, result, time.perf_counter() - began)
-        return result, True
+    def recorded(self, experiment: str, digest: str) -> dict[str, dict[str, Any]]:
+        """Every recorded result of one configuration, by encoded key (:func:`encode_key`)."""
+        rows = self.connection.execute(
+            "SELECT key, result FROM runs WHERE experiment = ? AND config = ?",
+            (experiment, digest)).fetchall()
+        return {key: json.loads(result) for key, result in rows}
+
+    def mean_seconds(self) -> dict[str, float]:
+        """The mean recorded wall time of a run, per experiment (any configuration)."""
+        rows = self.connection.execute(
+            "SELECT experiment, AVG(seconds) FROM runs GROUP BY experiment").fetchall()
+        return dict(rows)

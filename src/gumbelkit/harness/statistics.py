@@ -1,15 +1,19 @@
-"""Uncertainty for the lab's verdicts: bootstrap confidence intervals across seeds.
+"""Statistics for verdicts: bootstrap confidence intervals across seeds, and decisions.
 
 Percentile bootstrap (Efron and Tibshirani 1993) with a fixed seed, so a summary is a deterministic
-function of the recorded runs.
+function of the recorded runs. :class:`Decision` is the one three-valued outcome every verdict is
+made of, with the words the reports use for it.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+__all__ = ["Decision", "Interval", "N_RESAMPLES", "LEVEL", "bootstrap", "paired_difference"]
 
 N_RESAMPLES = 2000
 LEVEL = 0.95
@@ -17,7 +21,7 @@ LEVEL = 0.95
 
 @dataclass(frozen=True)
 class Interval:
-    """A point estimate with a confidence interval."""
+    """A point estimate with a confidence interval from ``n`` independent values."""
 
     estimate: float
     low: float
@@ -38,16 +42,51 @@ class Interval:
         """1 if the interval lies above ``value``, -1 if below, 0 if it contains it."""
         return 1 if self.above(value) else -1 if self.below(value) else 0
 
-    def to_dict(self) -> dict[str, float]:
-        return {"estimate": self.estimate, "low": self.low, "high": self.high, "n": self.n}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, float]) -> Interval:
-        return cls(float(data["estimate"]), float(data["low"]), float(data["high"]),
-                   int(data["n"]))
-
     def format(self, digits: int = 3) -> str:
         return f"{self.estimate:.{digits}g} [{self.low:.{digits}g}, {self.high:.{digits}g}]"
+
+
+class Decision(enum.Enum):
+    """What the data say of a statement: yes, no, or undecided (the interval straddles)."""
+
+    YES = "holds"
+    NO = "does not hold"
+    UNDECIDED = "inconclusive"
+
+    @property
+    def word(self) -> str:
+        """The verb phrase for a sentence: "the claim holds / does not hold / is undecided"."""
+        return "is undecided" if self is Decision.UNDECIDED else self.value
+
+    @classmethod
+    def of(cls, value: bool | None) -> Decision:
+        return cls.UNDECIDED if value is None else cls.YES if value else cls.NO
+
+    @classmethod
+    def above(cls, interval: Interval, value: float = 0.0) -> Decision:
+        """YES if ``interval`` lies above ``value``, NO if below, UNDECIDED if it contains it."""
+        return {1: cls.YES, -1: cls.NO, 0: cls.UNDECIDED}[interval.sign(value)]
+
+    @classmethod
+    def below(cls, interval: Interval, value: float = 0.0) -> Decision:
+        """YES if ``interval`` lies below ``value``, NO if above, UNDECIDED if it contains it."""
+        return {-1: cls.YES, 1: cls.NO, 0: cls.UNDECIDED}[interval.sign(value)]
+
+    @classmethod
+    def all_of(cls, decisions: Iterable[Decision]) -> Decision:
+        """NO if any part is NO, YES if every part is YES, UNDECIDED otherwise."""
+        decisions = list(decisions)
+        if cls.NO in decisions:
+            return cls.NO
+        return cls.YES if all(d is cls.YES for d in decisions) else cls.UNDECIDED
+
+    @classmethod
+    def any_of(cls, decisions: Iterable[Decision]) -> Decision:
+        """YES if any part is YES, NO if every part is NO, UNDECIDED otherwise."""
+        decisions = list(decisions)
+        if cls.YES in decisions:
+            return cls.YES
+        return cls.NO if all(d is cls.NO for d in decisions) else cls.UNDECIDED
 
 
 def bootstrap(
@@ -75,15 +114,6 @@ def bootstrap(
     alpha = (1.0 - level) / 2.0
     low, high = np.quantile(stats, [alpha, 1.0 - alpha])
     return Interval(estimate, float(low), float(high), int(data.size))
-
-
-def all_or_any(outcomes: Iterable[object], success: object, failure: object) -> bool | None:
-    """A verdict from several outcomes: False if any is ``failure``, True if every one is
-    ``success``, None (undecided) otherwise."""
-    outcomes = list(outcomes)
-    if failure in outcomes:
-        return False
-    return True if all(o == success for o in outcomes) else None
 
 
 def paired_difference(

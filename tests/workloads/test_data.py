@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from gumbelkit import data
+from gumbelkit.workloads import data
 
 
 def _idx_bytes(array: np.ndarray) -> bytes:

@@ -1,0 +1,277 @@
+"""One report renderer: a document of sections to Markdown, self-contained HTML, JSON and CSV.
+
+A document opens with its own blocks (the lab's answer, say), then gives one section per
+experiment: the claims it tests, its set-up, figures, tables and verdict. ``results.json`` holds
+what the recorded runs determine (configurations, summaries, verdicts: no wall times), so a resumed
+sweep writes the same file as an uninterrupted one; it is strict JSON (a non-finite number is
+written as ``null``). Every table is also written as CSV, an interval as three columns (``name``,
+``name_low``, ``name_high``).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import dataclasses
+import enum
+import html
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .protocol import Claim, Figure, Table, Verdict
+from .statistics import Interval
+
+__all__ = ["Bullets", "Document", "Paragraph", "Section", "format_cell", "markdown_blocks",
+           "markdown_table", "to_jsonable", "write_report"]
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
+       line-height: 1.5; color: #222; }
+blockquote { border-left: 4px solid #bbb; margin: 0.5rem 0; padding: 0.2rem 1rem; color: #444; }
+table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.9rem; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+img { max-width: 100%; }
+.holds { color: #1a7f37; } .does-not-hold { color: #cf222e; } .inconclusive { color: #9a6700; }
+figcaption { font-size: 0.9rem; color: #555; }
+"""
+
+
+@dataclass
+class Section:
+    """Everything the report says about one experiment."""
+
+    id: str
+    title: str
+    setup: str
+    tables: list[Table]
+    figures: list[Figure]
+    config: dict[str, Any]
+    summary: Any
+    verdict: Verdict | None = None
+    claims: tuple[Claim, ...] = ()
+    claim_summary: str = ""
+
+    @property
+    def anchor(self) -> str:
+        return self.id.lower()
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str
+    strong: bool = False
+
+
+@dataclass(frozen=True)
+class Bullets:
+    """A list whose items link to a section: ``(section id, text)``."""
+
+    items: list[tuple[str, str]]
+
+
+Block = Paragraph | Bullets
+
+
+@dataclass
+class Document:
+    title: str
+    sections: list[Section]
+    meta: dict[str, Any]
+    quote: str = ""
+    intro: list[Block] = field(default_factory=list)
+    intro_heading: str = ""
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON data: dataclasses as dicts, enums as their values, NumPy as Python numbers,
+    tuples as lists, non-finite floats as None."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def format_cell(value: Any) -> str:
+    if isinstance(value, Interval):
+        return value.format()
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def _meta_line(meta: dict[str, Any]) -> str:
+    text = (f"Produced by `{meta.get('command', 'gumbelkit')}` on "
+            f"{meta.get('machine', 'an unknown machine')}")
+    if meta.get("executor"):
+        text += f", {meta['executor']}"
+    text += f", in {meta.get('wall_seconds', 0):.0f} s"
+    if meta.get("reused"):
+        text += f" ({meta['reused']} of {meta['runs']} runs reused from earlier runs)"
+    return text + "."
+
+
+def _verdict_line(verdict: Verdict) -> str:
+    return f"Verdict: the claim {verdict.decision.word}."
+
+
+def markdown_blocks(blocks: list[Block]) -> list[str]:
+    """Paragraphs and linked lists as Markdown lines."""
+    out = []
+    for block in blocks:
+        if isinstance(block, Paragraph):
+            out += [f"**{block.text}**" if block.strong else block.text, ""]
+        else:
+            out += [f"- [{sid}](#{sid.lower()}) {text}" for sid, text in block.items] + [""]
+    return out
+
+
+def render_markdown(document: Document) -> str:
+    out = [f"# {document.title}", ""]
+    if document.quote:
+        out += [f"> {document.quote}", ""]
+    if document.intro_heading:
+        out += [f"## {document.intro_heading}", ""]
+    out += markdown_blocks(document.intro)
+    out += [_meta_line(document.meta), ""]
+    for s in document.sections:
+        out += [f'<a id="{s.anchor}"></a>', f"## {s.id}. {s.title}", ""]
+        if s.claims:
+            out += ["**Claim tested**", ""]
+            for claim in s.claims:
+                out += [f"> {claim.quote}", f">\n> — {claim.source}", ""]
+        out += ["**Set-up.** " + s.setup, ""]
+        for figure in s.figures:
+            out += [f"![{figure.caption}](figures/{figure.filename})", "", f"*{figure.caption}*",
+                    ""]
+        for table in s.tables:
+            out += [markdown_table(table), ""]
+        if s.verdict is not None:
+            out += [f"**{_verdict_line(s.verdict)}** {s.verdict.answer}", ""]
+            if s.verdict.detail:
+                out += [s.verdict.detail, ""]
+    return "\n".join(out)
+
+
+def markdown_table(table: Table) -> str:
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(format_cell(c) for c in row) + " |" for row in table.rows]
+    if table.caption:
+        lines.append(f"\n*{table.caption}*")
+    return "\n".join(lines)
+
+
+def _html_table(table: Table) -> str:
+    esc = html.escape
+    head = "".join(f"<th>{esc(c)}</th>" for c in table.columns)
+    body = "".join("<tr>" + "".join(f"<td>{esc(format_cell(c))}</td>" for c in row) + "</tr>"
+                   for row in table.rows)
+    caption = f"<caption>{esc(table.caption)}</caption>" if table.caption else ""
+    return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _embedded_image(path: Path, caption: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def render_html(document: Document, figure_dir: Path) -> str:
+    esc = html.escape
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           f"<title>{esc(document.title)}</title>", f"<style>{STYLE}</style></head><body>",
+           f"<h1>{esc(document.title)}</h1>"]
+    if document.quote:
+        out.append(f"<blockquote>{esc(document.quote)}</blockquote>")
+    if document.intro_heading:
+        out.append(f'<h2 id="answer">{esc(document.intro_heading)}</h2>')
+    for block in document.intro:
+        if isinstance(block, Paragraph):
+            text = f"<strong>{esc(block.text)}</strong>" if block.strong else esc(block.text)
+            out.append(f"<p>{text}</p>")
+        else:
+            out.append("<ul>" + "".join(
+                f'<li><a href="#{sid.lower()}">{esc(sid)}</a> {esc(text)}</li>'
+                for sid, text in block.items) + "</ul>")
+    out.append(f"<p>{esc(_meta_line(document.meta))}</p>")
+    for s in document.sections:
+        out.append(f'<section id="{s.anchor}"><h2>{esc(s.id)}. {esc(s.title)}</h2>')
+        if s.claims:
+            out.append("<h3>Claim tested</h3>")
+            out += [f"<blockquote>{esc(c.quote)}<br>— {esc(c.source)}</blockquote>"
+                    for c in s.claims]
+        out.append(f"<p><strong>Set-up.</strong> {esc(s.setup)}</p>")
+        out += [_embedded_image(figure_dir / f.filename, f.caption) for f in s.figures]
+        out += [_html_table(t) for t in s.tables]
+        if s.verdict is not None:
+            css = s.verdict.label.replace(" ", "-")
+            out.append(f'<p class="{css}"><strong>{esc(_verdict_line(s.verdict))}</strong> '
+                       f"{esc(s.verdict.answer)}</p>")
+            if s.verdict.detail:
+                out.append(f"<p>{esc(s.verdict.detail)}</p>")
+        out.append("</section>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def results_json(document: Document) -> dict[str, Any]:
+    return to_jsonable({
+        "title": document.title,
+        "experiments": {s.id: {"title": s.title, "config": s.config, "summary": s.summary,
+                               "verdict": s.verdict} for s in document.sections},
+    })
+
+
+def write_csv(path: Path, table: Table) -> Path:
+    """A table as CSV: numbers as they are, an interval as ``name, name_low, name_high``."""
+    intervals = [any(isinstance(row[i], Interval) for row in table.rows)
+                 for i in range(len(table.columns))]
+    header = []
+    for name, interval in zip(table.columns, intervals, strict=True):
+        header += [name, f"{name}_low", f"{name}_high"] if interval else [name]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for row in table.rows:
+            cells = []
+            for cell, interval in zip(row, intervals, strict=True):
+                if interval:
+                    cells += ([cell.estimate, cell.low, cell.high] if isinstance(cell, Interval)
+                              else [cell, "", ""])
+                else:
+                    cells.append("" if cell is None else cell)
+            writer.writerow(cells)
+    return path
+
+
+def write_report(out_dir: Path, document: Document) -> dict[str, Path]:
+    """Write report.md, report.html, results.json and tables/*.csv into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"markdown": out_dir / "report.md", "html": out_dir / "report.html",
+             "results": out_dir / "results.json"}
+    paths["markdown"].write_text(render_markdown(document))
+    paths["html"].write_text(render_html(document, out_dir / "figures"))
+    paths["results"].write_text(json.dumps(results_json(document), indent=2, sort_keys=True,
+                                           allow_nan=False))
+    tables = out_dir / "tables"
+    for s in document.sections:
+        for i, table in enumerate(s.tables, 1):
+            tables.mkdir(exist_ok=True)
+            write_csv(tables / f"{s.anchor}-{i}.csv", table)
+    return paths

@@ -1,0 +1,178 @@
+"""The runner: plan the runs, reuse the recorded ones, execute the rest, record, report.
+
+:func:`run_sweep` is the whole cycle for any list of experiments (the lab's, a benchmark's):
+
+1. plan: every experiment's configuration is checked and its runs listed; the ones recorded in
+   ``out/runs.sqlite`` are reused;
+2. execute: the missing ones go to an executor (:mod:`gumbelkit.harness.executors`), which hands
+   each back as it finishes; each is recorded at once, in its own transaction, so an interrupted
+   sweep loses at most the runs in flight (Ctrl-C: the finished ones are kept and the same command
+   resumes);
+3. report: each experiment summarises its runs into a section, and the document is written by
+   :func:`gumbelkit.harness.report.write_report`.
+
+The progress bar counts expected seconds: a run weighs the mean wall time that runs of its
+experiment took before (recorded with every run), or one second when none is recorded yet.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .executors import Executor, InProcess, Task, resolve_device, torch_threads
+from .protocol import Experiment, ExperimentConfig, RunKey, RunResult
+from .records import RunStore, encode_key, resume_hint
+from .report import Block, Document, Section, write_report
+
+__all__ = ["Outcome", "machine_description", "run_sweep", "select"]
+
+DEFAULT_WEIGHT = 1.0  # expected seconds of a run of an experiment with no recorded run yet
+
+
+def select(experiments: dict[str, Experiment], only: Sequence[str] | None) -> list[Experiment]:
+    """The experiments named in ``only`` (case-insensitive ids), in their order; all if empty."""
+    if not only:
+        return list(experiments.values())
+    wanted = [name.strip().upper() for name in only if name.strip()]
+    unknown = [name for name in wanted if name not in experiments]
+    if unknown:
+        raise ValueError(f"unknown experiment(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(experiments)}")
+    return [experiments[name] for name in experiments if name in wanted]
+
+
+def machine_description(device: torch.device, threads: int | None = None) -> str:
+    cpu = platform.processor() or platform.machine()
+    with torch_threads(threads):
+        text = f"{platform.system()} {cpu}, {torch.get_num_threads()} torch thread(s) per run"
+    if device.type == "cuda":
+        text += f", {torch.cuda.get_device_name(device)}"
+    return text + f", torch {torch.__version__}"
+
+
+@dataclass
+class Outcome:
+    """What a sweep wrote and did."""
+
+    paths: dict[str, Path]
+    sections: list[Section]
+    runs: int
+    reused: int
+
+
+@dataclass
+class _Plan:
+    experiment: Experiment
+    config: ExperimentConfig
+    digest: str
+    keys: list[RunKey]
+    results: dict[str, RunResult]  # by encoded key, the recorded ones first
+
+
+def run_sweep(
+    out_dir: str | Path,
+    chosen: Sequence[tuple[Experiment, ExperimentConfig]],
+    *,
+    title: str,
+    executor: Executor | None = None,
+    device: str = "cpu",
+    threads: int | None = 1,
+    intro: Callable[[list[Section]], list[Block]] | None = None,
+    intro_heading: str = "",
+    quote: str = "",
+    command: str = "gumbelkit",
+    show_progress: bool = True,
+) -> Outcome:
+    """Run (or reuse) every run of the chosen experiments and write the report into ``out_dir``.
+
+    ``threads``: torch CPU threads of a run whose experiment does not set its own (None: torch's
+    default). ``intro`` builds the document's opening blocks from the sections (the lab's answer).
+    """
+    executor = executor or InProcess()
+    torch_device = resolve_device(device)
+    for experiment, config in chosen:
+        experiment.check(config)
+    out = Path(out_dir)
+    start = time.perf_counter()
+    with RunStore(out / "runs.sqlite") as store:
+        plans = []
+        for experiment, config in chosen:
+            digest = config.digest()
+            store.register_config(experiment.id, digest, config.keyed())
+            recorded = store.recorded(experiment.id, digest)
+            keys = experiment.runs(config)
+            plans.append(_Plan(experiment, config, digest, keys,
+                               {k: recorded[k] for k in map(encode_key, keys) if k in recorded}))
+        tasks = [Task(p.experiment, p.config, p.digest, key,
+                      p.experiment.threads or threads, str(torch_device))
+                 for p in plans for key in p.keys if encode_key(key) not in p.results]
+        total = sum(len(p.keys) for p in plans)
+        reused = total - len(tasks)
+        by_id = {p.experiment.id: p for p in plans}
+        _execute(store, tasks, executor, by_id, show_progress)
+    if reused:
+        print(f"reused {reused} of {total} finished runs recorded in {out / 'runs.sqlite'}",
+              file=sys.stderr)
+    # an experiment with no runs in this configuration has nothing to report
+    sections = [_section(p, out / "figures") for p in plans if p.keys]
+    meta = {"command": command, "machine": machine_description(torch_device, threads),
+            "executor": executor.describe(), "wall_seconds": time.perf_counter() - start,
+            "runs": total, "reused": reused}
+    document = Document(title, sections, meta, quote=quote,
+                        intro=intro(sections) if intro else [], intro_heading=intro_heading)
+    return Outcome(write_report(out, document), sections, total, reused)
+
+
+def _execute(store: RunStore, tasks: list[Task], executor: Executor,
+             plans: dict[str, _Plan], show_progress: bool) -> None:
+    """Compute the tasks (the exclusive experiments' alone, in this process, after the others),
+    recording each result as it comes."""
+    from tqdm import tqdm  # the lab extra
+
+    seconds = store.mean_seconds()
+    weight = {eid: max(1, round(1000 * seconds.get(eid, DEFAULT_WEIGHT))) for eid in plans}
+    bar = tqdm(total=sum(weight[t.experiment.id] for t in tasks), disable=not show_progress,
+               file=sys.stderr, dynamic_ncols=True,
+               bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed} elapsed, "
+                          "about {remaining} left")
+    done = {eid: len(p.results) for eid, p in plans.items()}
+
+    def record(task: Task, result: RunResult, elapsed: float) -> None:
+        store.put(task.experiment.id, task.digest, task.key, result, elapsed)
+        plan = plans[task.experiment.id]
+        plan.results[encode_key(task.key)] = result
+        done[task.experiment.id] += 1
+        bar.set_description(f"{task.label} done "
+                            f"({done[task.experiment.id]}/{len(plan.keys)})")
+        bar.update(weight[task.experiment.id])
+
+    shared = [t for t in tasks if not t.experiment.exclusive]
+    alone = [t for t in tasks if t.experiment.exclusive]
+    try:
+        executor.execute(shared, record)
+        InProcess().execute(alone, record)
+    except KeyboardInterrupt:
+        bar.close()
+        print(resume_hint(store.path), file=sys.stderr)
+        raise
+    bar.close()
+
+
+def _section(plan: _Plan, figure_dir: Path) -> Section:
+    experiment, config = plan.experiment, plan.config
+    results = [(key, plan.results[encode_key(key)]) for key in plan.keys]
+    summary = experiment.summarize(config, results)
+    return Section(
+        id=experiment.id, title=experiment.title, setup=experiment.setup(config),
+        tables=experiment.tables(summary), figures=experiment.figures(summary, figure_dir),
+        config=config.to_dict(), summary=summary, verdict=experiment.verdict(summary),
+        claims=experiment.claims, claim_summary=experiment.claim_summary,
+    )
+
