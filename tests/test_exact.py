@@ -306,3 +306,74 @@ def test_gradient_statistics_known_answers():
     stats = gradient_statistics(torch.tensor([[0.5, 2.0]] * 4, dtype=torch.float64), target)
     assert stats["variance"] == 0.0 and stats["snr"] == math.inf
     assert stats["bias"] == pytest.approx(math.hypot(0.5, 1.0), rel=1e-15)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def _integer_valued(dtype: torch.dtype):
+    """f counting the variables in category 0, returned as ``dtype`` (not floating point)."""
+    return lambda x: (x[..., 0] == 1).sum(-1).to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool])
+@pytest.mark.parametrize("path", ["exact", "st-gs", "gs", "reinforce", "rloo"])
+def test_non_floating_f_is_a_type_error_in_every_path(path, dtype):
+    # exact and Monte Carlo share one check: integer values raise the same TypeError everywhere
+    # (they used to give tensor(0) by enumeration and a raw torch error by Monte Carlo)
+    f = _integer_valued(dtype)
+    with pytest.raises(TypeError, match="f must return floating-point values"):
+        if path == "exact":
+            gk.exact.expectation(f, LOGITS)
+        else:
+            gk.expectation(f, LOGITS, path, n_samples=2, generator=torch.Generator())
+    # converted in f, as the message says, the exact value is the expected count sum_l p_l0, or,
+    # for bool, the probability that some variable is in category 0 (float64: ~1e-16 relative)
+    p0 = torch.softmax(LOGITS, -1)[:, 0]
+    expected = 1 - (1 - p0).prod() if dtype == torch.bool else p0.sum()
+    exact = gk.exact.expectation(lambda x: f(x).to(x.dtype), LOGITS)
+    torch.testing.assert_close(exact, expected, rtol=1e-12, atol=0)
+
+
+def _counting(calls: list):
+    """F, recording each call: a bad argument must be refused before f is ever called."""
+
+    def f(x):
+        calls.append(x.shape)
+        return F(x)
+
+    return f
+
+
+@pytest.mark.parametrize("estimators", ["gr", "st-gs", b"gr", 3])
+def test_compare_estimators_must_be_a_list_of_names(estimators):
+    calls = []
+    with pytest.raises(TypeError, match="list of estimator names"):
+        gk.exact.compare(_counting(calls), LOGITS, estimators, n_draws=2)
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [({"GR": {"k": 3}}, ValueError, "'GR'"),
+     ({"gr": {"k": 3}, "st_gs": {}}, ValueError, "'st_gs'"),
+     ({"gr": 3}, TypeError, r"options\['gr'\]"),
+     ({"gr": ["k"]}, TypeError, r"options\['gr'\]"),
+     ([("gr", {"k": 3})], TypeError, "options must map"),
+     ({"gr": {"gap": 1.0}}, ValueError, "'gap'")],
+    ids=["misspelt", "one-misspelt", "number", "list", "pairs", "wrong-option"],
+)
+def test_compare_bad_options_raise_before_any_work(options, error, match):
+    calls = []
+    with pytest.raises(error, match=match):
+        gk.exact.compare(_counting(calls), LOGITS, ["st-gs", "gr"], n_draws=2, options=options)
+    assert calls == []
+
+
+def test_compare_options_of_an_estimator_not_compared_are_unused():
+    # documented: the CLI passes gr's and gst's options whatever estimators it compares
+    rows = gk.exact.compare(F, LOGITS, ["st-gs"], n_draws=3, options={"gr": {"k": 2}},
+                            generator=torch.Generator().manual_seed(0))
+    reference = gk.exact.compare(F, LOGITS, ["st-gs"], n_draws=3,
+                                 generator=torch.Generator().manual_seed(0))
+    assert rows[0]["bias"] == reference[0]["bias"]

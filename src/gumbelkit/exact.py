@@ -19,9 +19,10 @@ import torch
 
 from ._ops import upcast
 from ._validate import check_count, check_logits, check_tau
-from .estimators import get_estimator
+from .estimators import ESTIMATORS, get_estimator
 from .estimators.base import ObjectiveFn, evaluate
 from .expectation import expectation as mc_expectation
+from .expectation import floating_objective
 from .schedules import Schedule
 
 __all__ = ["configurations", "expectation", "compare"]
@@ -63,7 +64,8 @@ def expectation(
 
     ``f`` follows the contract of :func:`gumbelkit.expectation`: it receives one-hot samples of
     shape ``(N, L, K)`` (here all ``N = K**L`` configurations) and returns shape ``(N,)`` or
-    ``(N, L)``. The result is a scalar or shape ``(L,)``.
+    ``(N, L)`` in a floating-point dtype (else TypeError, as there). The result is a scalar or
+    shape ``(L,)``.
     """
     _check_2d(logits, max_configurations)
     x = upcast(logits)
@@ -71,7 +73,7 @@ def expectation(
     index = configurations(n_variables, n_categories, device=x.device)
     samples = torch.zeros(*index.shape, n_categories, dtype=logits.dtype, device=x.device)
     samples.scatter_(2, index.unsqueeze(2), 1.0)
-    values = evaluate(f, samples, logits, dim=1)
+    values = evaluate(floating_objective(f), samples, logits, dim=1)
     log_p = torch.log_softmax(x, 1)
     log_p = log_p.gather(1, index.T).T.sum(1)  # (N,): log-probability of each configuration
     weights = log_p.exp().to(values.dtype)
@@ -113,17 +115,24 @@ def compare(
       unbiased estimator shows a ``bias`` of about this size;
     - ``seconds``: wall time per estimate (forward and backward);
 
-    plus ``estimator``, ``tau``, ``n_samples`` and ``n_draws``. ``options`` maps an estimator name
-    to its options, e.g. ``{"gr": {"k": 100}}``.
+    plus ``estimator``, ``tau``, ``n_samples`` and ``n_draws``. ``estimators`` is a list of names
+    (a bare string is a TypeError). ``options`` maps an estimator name to its options, e.g.
+    ``{"gr": {"k": 100}}``; a name that is no estimator raises ValueError, and the options of a
+    known estimator that is not compared are unused.
     """
     n_draws = check_count(n_draws, "n_draws", minimum=2)
     tau_value = check_tau(tau)
+    if isinstance(estimators, str | bytes) or not isinstance(estimators, Iterable):
+        raise TypeError(
+            f"estimators must be a list of estimator names, e.g. [{estimators!r}], "
+            f"got {estimators!r}"
+        )
     chosen = [get_estimator(name) for name in estimators]
+    options = _check_options_by_name(options, {*ESTIMATORS, *(e.name for e in chosen)})
     settings = {}
     for estimator in chosen:  # reject bad options before spending time on any estimator
         check_count(n_samples, f"n_samples for {estimator.name!r}", estimator.min_samples)
-        settings[estimator.name] = (options or {}).get(estimator.name, {})
-        estimator.check_options(settings[estimator.name])
+        settings[estimator.name] = estimator.check_options(options.get(estimator.name, {}))
     target = exact_gradient(f, logits).flatten().double()
     rows = []
     for estimator in chosen:
@@ -140,6 +149,31 @@ def compare(
                      "n_samples": n_samples, "n_draws": n_draws,
                      **gradient_statistics(draws, target), "seconds": seconds})
     return rows
+
+
+def _check_options_by_name(
+    options: Mapping[str, Mapping[str, Any]] | None, known: set[str]
+) -> Mapping[str, Mapping[str, Any]]:
+    """``options`` of :func:`compare` (``{}`` for None), checked to map ``known`` names to dicts."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise TypeError(
+            f"options must map estimator names to their options, e.g. {{'gr': {{'k': 100}}}}, "
+            f"got {type(options).__name__}"
+        )
+    unknown = [name for name in options if name not in known]
+    if unknown:
+        raise ValueError(
+            f"options are keyed by estimator names; {', '.join(map(repr, unknown))} is none "
+            f"(a misspelling?); known estimators: {', '.join(map(repr, sorted(known)))}"
+        )
+    for name, value in options.items():
+        if not isinstance(value, Mapping):
+            raise TypeError(
+                f"options[{name!r}] must be a dict of that estimator's options, got {value!r}"
+            )
+    return options
 
 
 def gradient_statistics(draws: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
