@@ -541,3 +541,35 @@ def test_reinforce_per_row_baseline():
     torch.testing.assert_close(both[0], grad(0.25)[0], rtol=1e-15, atol=0)
     torch.testing.assert_close(both[1], grad(-0.5)[1], rtol=1e-15, atol=0)
     assert not torch.allclose(both, grad(None))
+
+
+def test_reinforce_baseline_with_half_precision_values():
+    # f16 values minus a baseline of 1e5 overflowed float16 (max 65504) and made the value NaN;
+    # the advantages are computed in float32, so the estimate is the float32 one, rounded
+    logits = torch.tensor([[0.3, -0.2, 0.5], [1.0, 0.0, -1.0]])
+
+    def estimate(dtype):
+        leaf = logits.to(dtype).requires_grad_(True)
+        value = gk.expectation(lambda s: s[..., 0].sum(1), leaf, "reinforce", n_samples=4,
+                               generator=gen(8), baseline=1e5)
+        return value, torch.autograd.grad(value, leaf)[0]
+
+    value, grad = estimate(torch.float16)
+    reference_value, reference = estimate(torch.float32)  # the same samples (computed in f32)
+    assert torch.isfinite(value) and torch.isfinite(grad).all()
+    # gradients of size ~1e4 rounded to float16: relative error up to 2**-11 < 1e-3
+    torch.testing.assert_close(grad.float(), reference, rtol=1e-3, atol=0)
+    torch.testing.assert_close(value.float(), reference_value, rtol=1e-3, atol=0)
+
+
+@pytest.mark.parametrize("baseline", [1e300, torch.tensor(-1e300, dtype=F64)],
+                         ids=["number", "float64-tensor"])
+def test_reinforce_baseline_beyond_the_values_dtype_raises(baseline):
+    # finite, but values - 1e300 is -inf in float32: a clear error instead of a NaN value
+    with pytest.raises(ValueError, match="range of torch.float32"):
+        gk.expectation(lambda s: s[..., 0].sum(1), torch.zeros(2, 3), "reinforce", n_samples=2,
+                       baseline=baseline)
+    # in float64 the same baseline is within range
+    value = gk.expectation(lambda s: s[..., 0].sum(1), torch.zeros(2, 3, dtype=F64), "reinforce",
+                           n_samples=2, baseline=baseline)
+    assert torch.isfinite(value)

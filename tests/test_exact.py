@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 
 import pytest
 import torch
@@ -377,3 +378,66 @@ def test_compare_options_of_an_estimator_not_compared_are_unused():
     reference = gk.exact.compare(F, LOGITS, ["st-gs"], n_draws=3,
                                  generator=torch.Generator().manual_seed(0))
     assert rows[0]["bias"] == reference[0]["bias"]
+
+
+@pytest.mark.parametrize(
+    ("L", "K", "match"),
+    [(-1, 3, "n_variables"), (2.5, 3, "n_variables"), (True, 3, "n_variables"),
+     (2, -2, "n_categories"), (2, 3.0, "n_categories"), (64, 3, "max_configurations")],
+    ids=["negative", "float", "bool", "negative-K", "float-K", "overflow"],
+)
+def test_configurations_bad_counts_raise(L, K, match):
+    # were a raw RuntimeError (-1), float "indices" (2.5), 1 variable (True), OverflowError (3**64)
+    with pytest.raises(ValueError, match=match):
+        configurations(L, K)
+
+
+def test_configurations_limit():
+    assert configurations(3, 2, max_configurations=8).shape == (8, 3)
+    with pytest.raises(ValueError, match="max_configurations=7"):
+        configurations(3, 2, max_configurations=7)
+    assert configurations(0, 5).shape == (1, 0)  # no variables: one empty configuration
+
+
+@pytest.mark.parametrize("limit", [True, "10", 0, 5.5, None])
+def test_expectation_bad_max_configurations(limit):
+    with pytest.raises(ValueError, match="max_configurations must be an integer"):
+        gk.exact.expectation(F, LOGITS, max_configurations=limit)
+
+
+@pytest.mark.parametrize(
+    ("logits", "error"),
+    [(LOGITS.long(), TypeError), (LOGITS.tolist(), TypeError), (LOGITS[0], ValueError)],
+    ids=["integer", "list", "1-d"],
+)
+def test_compare_bad_logits_raise_before_any_work(logits, error):
+    # integer and list logits gave raw torch errors from requires_grad_ and detach
+    calls = []
+    with pytest.raises(error, match="logits"):
+        gk.exact.compare(_counting(calls), logits, ["st-gs"], n_draws=2)
+    assert calls == []
+
+
+def test_compare_f_that_ignores_its_sample():
+    # pathwise estimates of a constant f have no graph to the logits: their gradient estimate is
+    # exactly 0, as is the exact gradient (autograd used to raise "does not require grad")
+    def constant(x):
+        return torch.full(x.shape[:1], 2.0, dtype=x.dtype)
+
+    rows = gk.exact.compare(constant, LOGITS, ["softmax", "st-gs", "gr", "reinmax"], n_draws=3,
+                            generator=torch.Generator().manual_seed(0))
+    # the exact gradient 2 * d(sum_c p(c)) is 0 up to float64 rounding of 9 terms (~1e-16)
+    exact = gk.exact.exact_gradient(constant, LOGITS)
+    torch.testing.assert_close(exact, torch.zeros_like(LOGITS), rtol=0, atol=1e-14)
+    for row in rows:  # every draw is exactly 0: no variance, a zero estimate has cosine 0
+        assert row["variance"] == 0.0 and row["cosine"] == 0.0, row
+        assert row["bias"] == pytest.approx(float(exact.norm()), rel=1e-12, abs=0)
+
+
+def test_compare_empty_logits_no_warning():
+    # 0 variables: an empty gradient; the statistics are 0, without torch's var() warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (row,) = gk.exact.compare(lambda x: x.sum((1, 2)), torch.zeros(0, 3), ["st"],
+                                  n_draws=2)
+    assert row["bias"] == row["variance"] == row["mse"] == 0.0

@@ -246,3 +246,10 @@ def test_load_state_dict_without_the_tau_entry_fails_loudly():
 def test_set_extra_state_malformed_raises(state):
     with pytest.raises(ValueError, match="temperature"):
         GumbelSoftmax(tau=1.0).set_extra_state(state)
+
+
+@pytest.mark.parametrize("flag", ["no", 0, None, torch.tensor(False)])
+def test_sample_in_eval_must_be_a_bool(flag):
+    # a truthy string such as "no" used to make the module sample in eval mode
+    with pytest.raises(TypeError, match="sample_in_eval"):
+        GumbelSoftmax(sample_in_eval=flag)

@@ -31,22 +31,20 @@ MAX_CONFIGURATIONS = 2**20
 
 
 def configurations(
-    n_variables: int, n_categories: int, *, device: torch.device | str | None = None
+    n_variables: int,
+    n_categories: int,
+    *,
+    device: torch.device | str | None = None,
+    max_configurations: int = MAX_CONFIGURATIONS,
 ) -> torch.Tensor:
-    """All ``K**L`` indices as a LongTensor of shape ``(K**L, L)``, the last variable fastest."""
-    codes = torch.arange(n_categories**n_variables, device=device)
-    powers = n_categories ** torch.arange(n_variables - 1, -1, -1, device=device)
-    return (codes.unsqueeze(1) // powers) % n_categories
+    """All ``K**L`` indices as a LongTensor of shape ``(K**L, L)``, the last variable fastest.
 
-
-def _check_2d(logits: torch.Tensor, max_configurations: int) -> int:
-    check_logits(logits, -1)
-    if logits.dim() != 2:
-        raise ValueError(
-            f"exact enumeration needs logits of shape (L, K) (L independent categoricals), "
-            f"got shape {tuple(logits.shape)}"
-        )
-    n_variables, n_categories = logits.shape
+    Raises ValueError when ``K**L`` exceeds ``max_configurations``, or for counts that are not
+    integers >= 0.
+    """
+    n_variables = check_count(n_variables, "n_variables", minimum=0)
+    n_categories = check_count(n_categories, "n_categories", minimum=0)
+    max_configurations = check_count(max_configurations, "max_configurations")
     total = n_categories**n_variables
     if total > max_configurations:
         raise ValueError(
@@ -54,7 +52,18 @@ def _check_2d(logits: torch.Tensor, max_configurations: int) -> int:
             f"max_configurations={max_configurations}; use gk.expectation (Monte Carlo) instead, "
             "or raise max_configurations if memory allows"
         )
-    return total
+    codes = torch.arange(total, device=device)
+    powers = n_categories ** torch.arange(n_variables - 1, -1, -1, device=device)
+    return (codes.unsqueeze(1) // powers) % n_categories
+
+
+def _check_2d(logits: torch.Tensor) -> None:
+    check_logits(logits, -1)
+    if logits.dim() != 2:
+        raise ValueError(
+            f"exact enumeration needs logits of shape (L, K) (L independent categoricals), "
+            f"got shape {tuple(logits.shape)}"
+        )
 
 
 def expectation(
@@ -67,10 +76,11 @@ def expectation(
     ``(N, L)`` in a floating-point dtype (else TypeError, as there). The result is a scalar or
     shape ``(L,)``.
     """
-    _check_2d(logits, max_configurations)
+    _check_2d(logits)
     x = upcast(logits)
     n_variables, n_categories = x.shape
-    index = configurations(n_variables, n_categories, device=x.device)
+    index = configurations(n_variables, n_categories, device=x.device,
+                           max_configurations=max_configurations)
     samples = torch.zeros(*index.shape, n_categories, dtype=logits.dtype, device=x.device)
     samples.scatter_(2, index.unsqueeze(2), 1.0)
     values = evaluate(floating_objective(f), samples, logits, dim=1)
@@ -84,9 +94,22 @@ def expectation(
 
 def exact_gradient(f: ObjectiveFn, logits: torch.Tensor) -> torch.Tensor:
     """Gradient of the (summed) exact expectation with respect to ``logits``."""
+    _check_2d(logits)  # before detach(), which a non-tensor lacks
     leaf = logits.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(expectation(f, leaf).sum(), leaf)
-    return grad
+    return _gradient(expectation(f, leaf), leaf)
+
+
+def _gradient(value: torch.Tensor, leaf: torch.Tensor) -> torch.Tensor:
+    """The gradient of ``value.sum()`` to ``leaf``: zero where the value does not depend on it.
+
+    A pathwise estimate of an f that ignores its sample has no graph to the logits; its gradient
+    estimate is then exactly zero (autograd would raise instead).
+    """
+    if value.requires_grad:
+        (grad,) = torch.autograd.grad(value.sum(), leaf, allow_unused=True)
+        if grad is not None:
+            return grad
+    return torch.zeros_like(leaf)
 
 
 def compare(
@@ -142,8 +165,7 @@ def compare(
             leaf = logits.detach().requires_grad_(True)
             value = mc_expectation(f, leaf, estimator, n_samples, tau, generator=generator,
                                    **settings[estimator.name])
-            (grad,) = torch.autograd.grad(value.sum(), leaf)
-            draws[i] = grad.flatten()
+            draws[i] = _gradient(value, leaf).flatten()
         seconds = (time.perf_counter() - start) / n_draws
         rows.append({"estimator": estimator.name, "tau": tau_value,
                      "n_samples": n_samples, "n_draws": n_draws,
@@ -179,7 +201,8 @@ def _check_options_by_name(
 def gradient_statistics(draws: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
     """bias, variance, mse, cosine, snr, bias_se of gradient draws ``(n, d)`` against ``(d,)``."""
     mean = draws.mean(0)
-    variance = draws.var(0, unbiased=False).sum()
+    # population variance (exactly 0 for identical draws); torch's var() warns for d = 0
+    variance = draws.var(0, unbiased=False).sum() if draws.shape[1] else draws.new_zeros(())
     norms = draws.norm(dim=1) * target.norm()
     cosines = torch.where(norms > 0, draws @ target / norms.clamp_min(1e-300), 0.0)
     return {

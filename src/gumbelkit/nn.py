@@ -50,6 +50,8 @@ class GumbelSoftmax(nn.Module):
                 "differentiable sample for it; use gk.expectation"
             )
         check_tau(tau)
+        if not isinstance(sample_in_eval, bool):
+            raise TypeError(f"sample_in_eval must be True or False, got {sample_in_eval!r}")
         self.tau = tau
         self.dim = dim
         self.sample_in_eval = sample_in_eval

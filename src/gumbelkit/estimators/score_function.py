@@ -4,7 +4,8 @@
 Reinforcement Learning"): ``(1/n) sum_s (f(c_s) - b) grad log p(c_s)`` with an optional constant
 baseline ``b`` (option ``baseline``, default none): a finite number, or a tensor that broadcasts to
 f's values without enlarging them (a scalar, or one value per row for a per-row f). Unbiased for
-any ``b`` that does not depend on the samples. A NaN or infinite baseline raises ValueError (for a
+any ``b`` that does not depend on the samples. It is subtracted in f's dtype (half precision in
+float32); a NaN or infinite baseline, or one beyond that dtype's range, raises ValueError (for a
 tensor, while validation is on: see :func:`gumbelkit.set_validation`).
 
 ``rloo`` (Kool, van Hoof and Welling 2019, "Buy 4 REINFORCE Samples, Get a Baseline for Free!"):
@@ -22,6 +23,7 @@ import numbers
 
 import torch
 
+from .._ops import upcast
 from .._validate import validation_enabled
 from .base import ScoreFunctionEstimator
 
@@ -39,9 +41,6 @@ class Reinforce(ScoreFunctionEstimator):
                 raise ValueError(
                     f"reinforce option baseline must be a real tensor, got dtype {baseline.dtype}"
                 )
-            if validation_enabled() and not torch.isfinite(baseline).all():
-                raise ValueError("reinforce option baseline contains NaN or inf; give finite "
-                                 "values")
         elif isinstance(baseline, bool) or (
                 baseline is not None and not isinstance(baseline, numbers.Real)):
             raise ValueError(
@@ -53,6 +52,7 @@ class Reinforce(ScoreFunctionEstimator):
     def advantages(self, values, baseline):
         if baseline is None:
             return values
+        values = upcast(values)  # half-precision values minus a baseline can overflow their range
         if isinstance(baseline, torch.Tensor):
             baseline = baseline.detach()
             if not _broadcasts_to(baseline.shape, values.shape):
@@ -61,6 +61,16 @@ class Reinforce(ScoreFunctionEstimator):
                     f"broadcast to f's values of shape {tuple(values.shape)}; give a scalar, or "
                     "one value per row of logits for a per-row f"
                 )
+            # a pass over the values (and, on a GPU, a sync): only while validation is on
+            bad = validation_enabled() and not torch.isfinite(baseline.to(values.dtype)).all()
+        else:
+            bad = abs(baseline) > torch.finfo(values.dtype).max
+        if bad:
+            raise ValueError(
+                f"reinforce option baseline is NaN, infinite or beyond the range of "
+                f"{values.dtype}, in which it is subtracted from f's values; give finite values "
+                "within that range"
+            )
         return values - baseline
 
 
