@@ -12,3 +12,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def no_validation():
+    """Turn gumbelkit's value validation off for one test, and restore the setting afterwards."""
+    import gumbelkit as gk
+
+    previous = gk.validation_enabled()
+    gk.set_validation(False)
+    try:
+        yield
+    finally:
+        gk.set_validation(previous)

@@ -236,3 +236,31 @@ def test_mean_and_mode():
     masked = GumbelSoftmax(logits=MASKED)
     assert masked.mode.tolist() == [[0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 1.0, 0.0]]
     assert masked.mean[0, 1] == 0 and masked.mean[1, 0] == 0
+
+
+@pytest.mark.parametrize("method", ["rsample", "sample"])
+def test_generator_keyword(method):
+    # torch's convention: generator= decides the draws, and the global RNG is left alone
+    d = GumbelSoftmax(logits=BATCH_LOGITS, tau=0.6, estimator="gs")
+    draw = getattr(d, method)
+    state = torch.get_rng_state()
+    first = draw((4,), generator=torch.Generator().manual_seed(11))
+    again = draw((4,), generator=torch.Generator().manual_seed(11))
+    other = draw((4,), generator=torch.Generator().manual_seed(12))
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    # it is gk.sample's (rsample) or gk.gumbel_max's (sample) stream for the same generator
+    normalised = (BATCH_LOGITS - BATCH_LOGITS.logsumexp(-1, keepdim=True)).expand(4, 2, 3)
+    if method == "rsample":
+        want = gk.sample(normalised, "gs", 0.6, generator=torch.Generator().manual_seed(11))
+    else:
+        index = gk.gumbel_max(normalised, generator=torch.Generator().manual_seed(11))
+        want = torch.nn.functional.one_hot(index, 3).to(first.dtype)
+    torch.testing.assert_close(first, want, rtol=0, atol=0)
+
+
+def test_sample_with_generator_law():
+    d = GumbelSoftmax(logits=LOGITS)
+    x = d.sample((20_000,), generator=torch.Generator().manual_seed(13))
+    _assert_one_hot(x)
+    assert_law(x.sum(0), torch.softmax(LOGITS, -1))

@@ -484,3 +484,92 @@ def test_unknown_estimator_lists_known_names(bad):
             call()
         for name in DESIGN_NAMES:
             assert repr(name) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "baseline",
+    [float("nan"), float("inf"), -float("inf"), torch.tensor(float("nan")),
+     torch.tensor(float("inf"), dtype=F64), torch.tensor([0.0, -float("inf")])],
+    ids=["nan", "inf", "-inf", "tensor-nan", "tensor-inf", "tensor-row-inf"],
+)
+def test_reinforce_non_finite_baseline_raises(baseline):
+    # a NaN or inf baseline made the value NaN without a word
+    with pytest.raises(ValueError, match="baseline"):
+        gk.expectation(lambda s: s[..., 0], torch.zeros(2, 3), "reinforce", n_samples=2,
+                       baseline=baseline)
+
+
+def test_reinforce_tensor_baseline_value_check_follows_set_validation(no_validation):
+    # a tensor's values are checked while validation is on (a host sync), skipped when it is off
+    def f(s):
+        return s.sum((1, 2))
+
+    value = gk.expectation(f, torch.zeros(2, 3), "reinforce", n_samples=2,
+                           baseline=torch.tensor(float("nan")))
+    assert value.isnan()  # the documented cost of turning validation off
+    with pytest.raises(ValueError, match="baseline"):  # a number is checked always: free
+        gk.expectation(f, torch.zeros(2, 3), "reinforce", n_samples=2, baseline=float("nan"))
+
+
+@pytest.mark.parametrize(
+    ("baseline", "per_row"),
+    [(torch.zeros(3), False), (torch.zeros(3), True), (torch.zeros(2), False),
+     (torch.zeros(5, 2), True), (torch.tensor(True), False), (torch.zeros((), dtype=torch.cfloat),
+                                                               False)],
+    ids=["3-scalar-f", "3-per-row-f", "rows-scalar-f", "too-many-dims", "bool", "complex"],
+)
+def test_reinforce_bad_tensor_baseline_raises(baseline, per_row):
+    def f(s):
+        return s[..., 0] if per_row else s[..., 0].sum(1)
+
+    with pytest.raises(ValueError, match="baseline"):
+        gk.expectation(f, torch.zeros(2, 3), "reinforce", n_samples=4, baseline=baseline)
+
+
+def test_reinforce_per_row_baseline():
+    # for a per-row f, row l's gradient involves only row l's values and log-probability: a
+    # baseline (b_0, b_1) gives row l the gradient of the scalar baseline b_l (same samples)
+    logits = torch.tensor([[0.3, -0.2, 0.5], [1.0, 0.0, -1.0]], dtype=F64)
+
+    def grad(baseline):
+        leaf = logits.clone().requires_grad_(True)
+        value = gk.expectation(lambda s: 2.0 * s[..., 0], leaf, "reinforce", n_samples=3,
+                               generator=gen(7), baseline=baseline)
+        return torch.autograd.grad(value.sum(), leaf)[0]
+
+    both = grad(torch.tensor([0.25, -0.5], dtype=F64))
+    torch.testing.assert_close(both[0], grad(0.25)[0], rtol=1e-15, atol=0)
+    torch.testing.assert_close(both[1], grad(-0.5)[1], rtol=1e-15, atol=0)
+    assert not torch.allclose(both, grad(None))
+
+
+def test_reinforce_baseline_with_half_precision_values():
+    # f16 values minus a baseline of 1e5 overflowed float16 (max 65504) and made the value NaN;
+    # the advantages are computed in float32, so the estimate is the float32 one, rounded
+    logits = torch.tensor([[0.3, -0.2, 0.5], [1.0, 0.0, -1.0]])
+
+    def estimate(dtype):
+        leaf = logits.to(dtype).requires_grad_(True)
+        value = gk.expectation(lambda s: s[..., 0].sum(1), leaf, "reinforce", n_samples=4,
+                               generator=gen(8), baseline=1e5)
+        return value, torch.autograd.grad(value, leaf)[0]
+
+    value, grad = estimate(torch.float16)
+    reference_value, reference = estimate(torch.float32)  # the same samples (computed in f32)
+    assert torch.isfinite(value) and torch.isfinite(grad).all()
+    # gradients of size ~1e4 rounded to float16: relative error up to 2**-11 < 1e-3
+    torch.testing.assert_close(grad.float(), reference, rtol=1e-3, atol=0)
+    torch.testing.assert_close(value.float(), reference_value, rtol=1e-3, atol=0)
+
+
+@pytest.mark.parametrize("baseline", [1e300, torch.tensor(-1e300, dtype=F64)],
+                         ids=["number", "float64-tensor"])
+def test_reinforce_baseline_beyond_the_values_dtype_raises(baseline):
+    # finite, but values - 1e300 is -inf in float32: a clear error instead of a NaN value
+    with pytest.raises(ValueError, match="range of torch.float32"):
+        gk.expectation(lambda s: s[..., 0].sum(1), torch.zeros(2, 3), "reinforce", n_samples=2,
+                       baseline=baseline)
+    # in float64 the same baseline is within range
+    value = gk.expectation(lambda s: s[..., 0].sum(1), torch.zeros(2, 3, dtype=F64), "reinforce",
+                           n_samples=2, baseline=baseline)
+    assert torch.isfinite(value)

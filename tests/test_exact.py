@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 
 import pytest
 import torch
@@ -306,3 +307,137 @@ def test_gradient_statistics_known_answers():
     stats = gradient_statistics(torch.tensor([[0.5, 2.0]] * 4, dtype=torch.float64), target)
     assert stats["variance"] == 0.0 and stats["snr"] == math.inf
     assert stats["bias"] == pytest.approx(math.hypot(0.5, 1.0), rel=1e-15)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def _integer_valued(dtype: torch.dtype):
+    """f counting the variables in category 0, returned as ``dtype`` (not floating point)."""
+    return lambda x: (x[..., 0] == 1).sum(-1).to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool])
+@pytest.mark.parametrize("path", ["exact", "st-gs", "gs", "reinforce", "rloo"])
+def test_non_floating_f_is_a_type_error_in_every_path(path, dtype):
+    # exact and Monte Carlo share one check: integer values raise the same TypeError everywhere
+    # (they used to give tensor(0) by enumeration and a raw torch error by Monte Carlo)
+    f = _integer_valued(dtype)
+    with pytest.raises(TypeError, match="f must return floating-point values"):
+        if path == "exact":
+            gk.exact.expectation(f, LOGITS)
+        else:
+            gk.expectation(f, LOGITS, path, n_samples=2, generator=torch.Generator())
+    # converted in f, as the message says, the exact value is the expected count sum_l p_l0, or,
+    # for bool, the probability that some variable is in category 0 (float64: ~1e-16 relative)
+    p0 = torch.softmax(LOGITS, -1)[:, 0]
+    expected = 1 - (1 - p0).prod() if dtype == torch.bool else p0.sum()
+    exact = gk.exact.expectation(lambda x: f(x).to(x.dtype), LOGITS)
+    torch.testing.assert_close(exact, expected, rtol=1e-12, atol=0)
+
+
+def _counting(calls: list):
+    """F, recording each call: a bad argument must be refused before f is ever called."""
+
+    def f(x):
+        calls.append(x.shape)
+        return F(x)
+
+    return f
+
+
+@pytest.mark.parametrize("estimators", ["gr", "st-gs", b"gr", 3])
+def test_compare_estimators_must_be_a_list_of_names(estimators):
+    calls = []
+    with pytest.raises(TypeError, match="list of estimator names"):
+        gk.exact.compare(_counting(calls), LOGITS, estimators, n_draws=2)
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [({"GR": {"k": 3}}, ValueError, "'GR'"),
+     ({"gr": {"k": 3}, "st_gs": {}}, ValueError, "'st_gs'"),
+     ({"gr": 3}, TypeError, r"options\['gr'\]"),
+     ({"gr": ["k"]}, TypeError, r"options\['gr'\]"),
+     ([("gr", {"k": 3})], TypeError, "options must map"),
+     ({"gr": {"gap": 1.0}}, ValueError, "'gap'")],
+    ids=["misspelt", "one-misspelt", "number", "list", "pairs", "wrong-option"],
+)
+def test_compare_bad_options_raise_before_any_work(options, error, match):
+    calls = []
+    with pytest.raises(error, match=match):
+        gk.exact.compare(_counting(calls), LOGITS, ["st-gs", "gr"], n_draws=2, options=options)
+    assert calls == []
+
+
+def test_compare_options_of_an_estimator_not_compared_are_unused():
+    # documented: the CLI passes gr's and gst's options whatever estimators it compares
+    rows = gk.exact.compare(F, LOGITS, ["st-gs"], n_draws=3, options={"gr": {"k": 2}},
+                            generator=torch.Generator().manual_seed(0))
+    reference = gk.exact.compare(F, LOGITS, ["st-gs"], n_draws=3,
+                                 generator=torch.Generator().manual_seed(0))
+    assert rows[0]["bias"] == reference[0]["bias"]
+
+
+@pytest.mark.parametrize(
+    ("L", "K", "match"),
+    [(-1, 3, "n_variables"), (2.5, 3, "n_variables"), (True, 3, "n_variables"),
+     (2, -2, "n_categories"), (2, 3.0, "n_categories"), (64, 3, "max_configurations")],
+    ids=["negative", "float", "bool", "negative-K", "float-K", "overflow"],
+)
+def test_configurations_bad_counts_raise(L, K, match):
+    # were a raw RuntimeError (-1), float "indices" (2.5), 1 variable (True), OverflowError (3**64)
+    with pytest.raises(ValueError, match=match):
+        configurations(L, K)
+
+
+def test_configurations_limit():
+    assert configurations(3, 2, max_configurations=8).shape == (8, 3)
+    with pytest.raises(ValueError, match="max_configurations=7"):
+        configurations(3, 2, max_configurations=7)
+    assert configurations(0, 5).shape == (1, 0)  # no variables: one empty configuration
+
+
+@pytest.mark.parametrize("limit", [True, "10", 0, 5.5, None])
+def test_expectation_bad_max_configurations(limit):
+    with pytest.raises(ValueError, match="max_configurations must be an integer"):
+        gk.exact.expectation(F, LOGITS, max_configurations=limit)
+
+
+@pytest.mark.parametrize(
+    ("logits", "error"),
+    [(LOGITS.long(), TypeError), (LOGITS.tolist(), TypeError), (LOGITS[0], ValueError)],
+    ids=["integer", "list", "1-d"],
+)
+def test_compare_bad_logits_raise_before_any_work(logits, error):
+    # integer and list logits gave raw torch errors from requires_grad_ and detach
+    calls = []
+    with pytest.raises(error, match="logits"):
+        gk.exact.compare(_counting(calls), logits, ["st-gs"], n_draws=2)
+    assert calls == []
+
+
+def test_compare_f_that_ignores_its_sample():
+    # pathwise estimates of a constant f have no graph to the logits: their gradient estimate is
+    # exactly 0, as is the exact gradient (autograd used to raise "does not require grad")
+    def constant(x):
+        return torch.full(x.shape[:1], 2.0, dtype=x.dtype)
+
+    rows = gk.exact.compare(constant, LOGITS, ["softmax", "st-gs", "gr", "reinmax"], n_draws=3,
+                            generator=torch.Generator().manual_seed(0))
+    # the exact gradient 2 * d(sum_c p(c)) is 0 up to float64 rounding of 9 terms (~1e-16)
+    exact = gk.exact.exact_gradient(constant, LOGITS)
+    torch.testing.assert_close(exact, torch.zeros_like(LOGITS), rtol=0, atol=1e-14)
+    for row in rows:  # every draw is exactly 0: no variance, a zero estimate has cosine 0
+        assert row["variance"] == 0.0 and row["cosine"] == 0.0, row
+        assert row["bias"] == pytest.approx(float(exact.norm()), rel=1e-12, abs=0)
+
+
+def test_compare_empty_logits_no_warning():
+    # 0 variables: an empty gradient; the statistics are 0, without torch's var() warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (row,) = gk.exact.compare(lambda x: x.sum((1, 2)), torch.zeros(0, 3), ["st"],
+                                  n_draws=2)
+    assert row["bias"] == row["variance"] == row["mse"] == 0.0

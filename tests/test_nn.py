@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 import torch
 from torch import nn
@@ -153,3 +155,101 @@ def test_schedule_tau_step_changes_the_value_used():
 def test_repr_mentions_estimator_and_tau():
     text = repr(GumbelSoftmax("gr", tau=0.5, k=3))
     assert "GumbelSoftmax" in text and "'gr'" in text and "0.5" in text and "k=3" in text
+
+
+# ----------------------------------------------------------------------------- state_dict
+
+
+def _checkpoint(module: nn.Module) -> dict:
+    """``module.state_dict()`` after torch.save and torch.load(weights_only=True)."""
+    buffer = io.BytesIO()
+    torch.save(module.state_dict(), buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+def _model(tau) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(3, 4), GumbelSoftmax("gs", tau=tau))  # soft: tau shows
+
+
+def _exponential() -> gk.schedules.Exponential:
+    return gk.schedules.Exponential(1.0, 1.0, tau_min=0.1)
+
+
+def test_state_dict_restores_the_schedule_step():
+    # the issue's case: after one step tau = exp(-1) = 0.368; a fresh module starts at 1.0
+    schedule = _exponential()
+    model = _model(schedule)
+    schedule.step()
+    checkpoint = _checkpoint(model)
+    resumed_schedule = _exponential()
+    resumed = _model(resumed_schedule)
+    assert resumed_schedule.value == 1.0
+    resumed.load_state_dict(checkpoint)
+    assert resumed_schedule.value == schedule.value == pytest.approx(0.36787944117144233)
+    torch.testing.assert_close(resumed[0].weight, model[0].weight, rtol=0, atol=0)
+    # the resumed module samples as the original one did, and both go on in step
+    x = torch.randn(8, 3, generator=torch.Generator().manual_seed(9))
+
+    def run(m):
+        return m[1](m[0](x), generator=torch.Generator().manual_seed(10))
+
+    for _ in range(3):
+        torch.testing.assert_close(run(resumed), run(model), rtol=0, atol=0)
+        assert resumed_schedule.step() == schedule.step()
+    # the same weights with the schedule reset (the issue's silent tau = 1.0) sample differently
+    reset = _model(_exponential())
+    reset[0].load_state_dict(model[0].state_dict())
+    assert not torch.allclose(run(resumed), run(reset))
+
+
+def test_state_dict_constant_tau_round_trip():
+    model = _model(0.5)
+    checkpoint = _checkpoint(model)
+    assert checkpoint["1._extra_state"] == {"tau": 0.5}
+    resumed = _model(0.5)
+    resumed.load_state_dict(checkpoint)
+    torch.testing.assert_close(resumed[0].weight, model[0].weight, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("saved", "loaded"),
+    [(_exponential, lambda: 1.0), (lambda: 1.0, _exponential), (lambda: 0.5, lambda: 1.0),
+     (_exponential, lambda: gk.schedules.Exponential(1.0, 2.0, tau_min=0.1)),
+     (_exponential, lambda: gk.schedules.Constant(1.0))],
+    ids=["schedule-into-constant", "constant-into-schedule", "other-constant",
+         "other-rate", "other-kind"],
+)
+def test_load_state_dict_with_another_tau_raises(saved, loaded):
+    source = saved()
+    checkpoint = _checkpoint(_model(source))
+    target_tau = loaded()
+    target = _model(target_tau)
+    with pytest.raises(ValueError, match="schedule|tau"):
+        target.load_state_dict(checkpoint)
+    if isinstance(target_tau, gk.schedules.Schedule):
+        assert target_tau.last_step == 0
+    # the documented way to load the weights under another tau on purpose
+    checkpoint["1._extra_state"] = target[1].get_extra_state()
+    target.load_state_dict(checkpoint)
+
+
+def test_load_state_dict_without_the_tau_entry_fails_loudly():
+    # a state_dict without the module's temperature is a missing key, not a silent reset
+    checkpoint = _checkpoint(_model(_exponential()))
+    del checkpoint["1._extra_state"]
+    with pytest.raises(RuntimeError, match="_extra_state"):
+        _model(_exponential()).load_state_dict(checkpoint)
+
+
+@pytest.mark.parametrize("state", [None, {}, {"tau": "fast"}, 1.0])
+def test_set_extra_state_malformed_raises(state):
+    with pytest.raises(ValueError, match="temperature"):
+        GumbelSoftmax(tau=1.0).set_extra_state(state)
+
+
+@pytest.mark.parametrize("flag", ["no", 0, None, torch.tensor(False)])
+def test_sample_in_eval_must_be_a_bool(flag):
+    # a truthy string such as "no" used to make the module sample in eval mode
+    with pytest.raises(TypeError, match="sample_in_eval"):
+        GumbelSoftmax(sample_in_eval=flag)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 
 import pytest
@@ -82,18 +83,77 @@ def test_step_value_and_purity(schedule):
     assert type(schedule).__name__ in repr(schedule)
 
 
-def test_state_dict_round_trip():
-    s = Exponential(2.0, 0.3, tau_min=0.2, every=2)
+SCHEDULES = {
+    "constant": lambda: Constant(1.3),
+    "exponential": lambda: Exponential(2.0, 0.3, tau_min=0.2, every=2),
+    "linear": lambda: Linear(2.0, 0.5, 9),
+    "cosine": lambda: Cosine(1.0, 3.0, 9),
+}
+
+
+def _saved_and_loaded(state: dict) -> dict:
+    """``state`` after torch.save and torch.load(weights_only=True), as a checkpoint would be."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+@pytest.mark.parametrize("name", SCHEDULES)
+def test_state_dict_round_trip_mid_training(name):
+    s = SCHEDULES[name]()
     for _ in range(5):
         s.step()
-    state = s.state_dict()
-    fresh = Exponential(2.0, 0.3, tau_min=0.2, every=2)
-    assert fresh.value != s.value
+    state = _saved_and_loaded(s.state_dict())
+    assert state["last_step"] == 5 and state["schedule"] == type(s).__name__
+    fresh = SCHEDULES[name]()
+    if name != "constant":
+        assert fresh.value != s.value
     fresh.load_state_dict(state)
+    # tau after resuming is tau before, and the two go on in step
     assert fresh.last_step == 5 and fresh.value == s.value
-    s.step()  # the saved state is a snapshot, not a live view
-    assert state["last_step"] == 5
-    assert fresh.step() == s.value
+    for _ in range(3):
+        assert fresh.step() == s.step()
+    assert state["last_step"] == 5  # the saved state is a snapshot, not a live view
+
+
+@pytest.mark.parametrize(
+    ("make", "differs"),
+    [(lambda: Exponential(2.0, 0.4, tau_min=0.2, every=2), "rate=0.4"),
+     (lambda: Exponential(2.0, 0.3, tau_min=0.2, every=3), "every=3"),
+     (lambda: Cosine(2.0, 0.5, 9), "Cosine"),
+     (lambda: Constant(2.0), "Constant")],
+    ids=["rate", "every", "kind", "constant"],
+)
+def test_load_state_dict_of_another_schedule_raises(make, differs):
+    s = Exponential(2.0, 0.3, tau_min=0.2, every=2)
+    s.step()
+    other = make()
+    with pytest.raises(ValueError, match=differs) as info:
+        other.load_state_dict(s.state_dict())
+    assert "last_step = 1" in str(info.value)  # the message says how to go on on purpose
+    assert other.last_step == 0
+
+
+def test_load_state_dict_same_parameters_other_kind_raises():
+    # Linear and Cosine take the same parameters: the kind alone tells them apart
+    linear = Linear(2.0, 0.5, 9)
+    linear.step()
+    with pytest.raises(ValueError, match="Linear"):
+        Cosine(2.0, 0.5, 9).load_state_dict(linear.state_dict())
+
+
+@pytest.mark.parametrize(
+    "state",
+    [{}, "last_step", None, {"schedule": "Linear", "tau0": 2.0, "tau_end": 0.5, "steps": 9},
+     {"last_step": -1}, {"last_step": True}, {"last_step": 2.5}, {"last_step": "3"}],
+    ids=["empty", "string", "none", "no-step", "negative", "bool", "float", "str-step"],
+)
+def test_load_state_dict_malformed_raises(state):
+    s = Linear(2.0, 0.5, 9)
+    with pytest.raises(ValueError, match="last_step"):
+        s.load_state_dict(state)
+    assert s.last_step == 0
 
 
 @pytest.mark.parametrize(

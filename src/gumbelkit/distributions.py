@@ -84,14 +84,24 @@ class GumbelSoftmax(Distribution):
     def _expanded(self, sample_shape: torch.Size | tuple[int, ...]) -> torch.Tensor:
         return self.logits.expand(self._extended_shape(torch.Size(sample_shape)))
 
-    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> torch.Tensor:
+    def rsample(
+        self,
+        sample_shape: torch.Size | tuple[int, ...] = (),
+        *,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         return estimator_sample(self._expanded(sample_shape), self.estimator, self.tau,
-                                **self.options)
+                                generator=generator, **self.options)
 
-    def sample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> torch.Tensor:
+    def sample(
+        self,
+        sample_shape: torch.Size | tuple[int, ...] = (),
+        *,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         with torch.no_grad():
             logits = self._expanded(sample_shape)
-            return one_hot(sample_index(logits, -1, None), logits, -1)
+            return one_hot(sample_index(logits, -1, generator), logits, -1)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         """log softmax(logits)[c] for a one-hot ``value`` selecting c."""

@@ -19,9 +19,10 @@ import torch
 
 from ._ops import upcast
 from ._validate import check_count, check_logits, check_tau
-from .estimators import get_estimator
+from .estimators import ESTIMATORS, get_estimator
 from .estimators.base import ObjectiveFn, evaluate
 from .expectation import expectation as mc_expectation
+from .expectation import floating_objective
 from .schedules import Schedule
 
 __all__ = ["configurations", "expectation", "compare"]
@@ -30,22 +31,20 @@ MAX_CONFIGURATIONS = 2**20
 
 
 def configurations(
-    n_variables: int, n_categories: int, *, device: torch.device | str | None = None
+    n_variables: int,
+    n_categories: int,
+    *,
+    device: torch.device | str | None = None,
+    max_configurations: int = MAX_CONFIGURATIONS,
 ) -> torch.Tensor:
-    """All ``K**L`` indices as a LongTensor of shape ``(K**L, L)``, the last variable fastest."""
-    codes = torch.arange(n_categories**n_variables, device=device)
-    powers = n_categories ** torch.arange(n_variables - 1, -1, -1, device=device)
-    return (codes.unsqueeze(1) // powers) % n_categories
+    """All ``K**L`` indices as a LongTensor of shape ``(K**L, L)``, the last variable fastest.
 
-
-def _check_2d(logits: torch.Tensor, max_configurations: int) -> int:
-    check_logits(logits, -1)
-    if logits.dim() != 2:
-        raise ValueError(
-            f"exact enumeration needs logits of shape (L, K) (L independent categoricals), "
-            f"got shape {tuple(logits.shape)}"
-        )
-    n_variables, n_categories = logits.shape
+    Raises ValueError when ``K**L`` exceeds ``max_configurations``, or for counts that are not
+    integers >= 0.
+    """
+    n_variables = check_count(n_variables, "n_variables", minimum=0)
+    n_categories = check_count(n_categories, "n_categories", minimum=0)
+    max_configurations = check_count(max_configurations, "max_configurations")
     total = n_categories**n_variables
     if total > max_configurations:
         raise ValueError(
@@ -53,7 +52,18 @@ def _check_2d(logits: torch.Tensor, max_configurations: int) -> int:
             f"max_configurations={max_configurations}; use gk.expectation (Monte Carlo) instead, "
             "or raise max_configurations if memory allows"
         )
-    return total
+    codes = torch.arange(total, device=device)
+    powers = n_categories ** torch.arange(n_variables - 1, -1, -1, device=device)
+    return (codes.unsqueeze(1) // powers) % n_categories
+
+
+def _check_2d(logits: torch.Tensor) -> None:
+    check_logits(logits, -1)
+    if logits.dim() != 2:
+        raise ValueError(
+            f"exact enumeration needs logits of shape (L, K) (L independent categoricals), "
+            f"got shape {tuple(logits.shape)}"
+        )
 
 
 def expectation(
@@ -63,15 +73,17 @@ def expectation(
 
     ``f`` follows the contract of :func:`gumbelkit.expectation`: it receives one-hot samples of
     shape ``(N, L, K)`` (here all ``N = K**L`` configurations) and returns shape ``(N,)`` or
-    ``(N, L)``. The result is a scalar or shape ``(L,)``.
+    ``(N, L)`` in a floating-point dtype (else TypeError, as there). The result is a scalar or
+    shape ``(L,)``.
     """
-    _check_2d(logits, max_configurations)
+    _check_2d(logits)
     x = upcast(logits)
     n_variables, n_categories = x.shape
-    index = configurations(n_variables, n_categories, device=x.device)
+    index = configurations(n_variables, n_categories, device=x.device,
+                           max_configurations=max_configurations)
     samples = torch.zeros(*index.shape, n_categories, dtype=logits.dtype, device=x.device)
     samples.scatter_(2, index.unsqueeze(2), 1.0)
-    values = evaluate(f, samples, logits, dim=1)
+    values = evaluate(floating_objective(f), samples, logits, dim=1)
     log_p = torch.log_softmax(x, 1)
     log_p = log_p.gather(1, index.T).T.sum(1)  # (N,): log-probability of each configuration
     weights = log_p.exp().to(values.dtype)
@@ -82,9 +94,22 @@ def expectation(
 
 def exact_gradient(f: ObjectiveFn, logits: torch.Tensor) -> torch.Tensor:
     """Gradient of the (summed) exact expectation with respect to ``logits``."""
+    _check_2d(logits)  # before detach(), which a non-tensor lacks
     leaf = logits.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(expectation(f, leaf).sum(), leaf)
-    return grad
+    return _gradient(expectation(f, leaf), leaf)
+
+
+def _gradient(value: torch.Tensor, leaf: torch.Tensor) -> torch.Tensor:
+    """The gradient of ``value.sum()`` to ``leaf``: zero where the value does not depend on it.
+
+    A pathwise estimate of an f that ignores its sample has no graph to the logits; its gradient
+    estimate is then exactly zero (autograd would raise instead).
+    """
+    if value.requires_grad:
+        (grad,) = torch.autograd.grad(value.sum(), leaf, allow_unused=True)
+        if grad is not None:
+            return grad
+    return torch.zeros_like(leaf)
 
 
 def compare(
@@ -113,17 +138,24 @@ def compare(
       unbiased estimator shows a ``bias`` of about this size;
     - ``seconds``: wall time per estimate (forward and backward);
 
-    plus ``estimator``, ``tau``, ``n_samples`` and ``n_draws``. ``options`` maps an estimator name
-    to its options, e.g. ``{"gr": {"k": 100}}``.
+    plus ``estimator``, ``tau``, ``n_samples`` and ``n_draws``. ``estimators`` is a list of names
+    (a bare string is a TypeError). ``options`` maps an estimator name to its options, e.g.
+    ``{"gr": {"k": 100}}``; a name that is no estimator raises ValueError, and the options of a
+    known estimator that is not compared are unused.
     """
     n_draws = check_count(n_draws, "n_draws", minimum=2)
     tau_value = check_tau(tau)
+    if isinstance(estimators, str | bytes) or not isinstance(estimators, Iterable):
+        raise TypeError(
+            f"estimators must be a list of estimator names, e.g. [{estimators!r}], "
+            f"got {estimators!r}"
+        )
     chosen = [get_estimator(name) for name in estimators]
+    options = _check_options_by_name(options, {*ESTIMATORS, *(e.name for e in chosen)})
     settings = {}
     for estimator in chosen:  # reject bad options before spending time on any estimator
         check_count(n_samples, f"n_samples for {estimator.name!r}", estimator.min_samples)
-        settings[estimator.name] = (options or {}).get(estimator.name, {})
-        estimator.check_options(settings[estimator.name])
+        settings[estimator.name] = estimator.check_options(options.get(estimator.name, {}))
     target = exact_gradient(f, logits).flatten().double()
     rows = []
     for estimator in chosen:
@@ -133,8 +165,7 @@ def compare(
             leaf = logits.detach().requires_grad_(True)
             value = mc_expectation(f, leaf, estimator, n_samples, tau, generator=generator,
                                    **settings[estimator.name])
-            (grad,) = torch.autograd.grad(value.sum(), leaf)
-            draws[i] = grad.flatten()
+            draws[i] = _gradient(value, leaf).flatten()
         seconds = (time.perf_counter() - start) / n_draws
         rows.append({"estimator": estimator.name, "tau": tau_value,
                      "n_samples": n_samples, "n_draws": n_draws,
@@ -142,10 +173,36 @@ def compare(
     return rows
 
 
+def _check_options_by_name(
+    options: Mapping[str, Mapping[str, Any]] | None, known: set[str]
+) -> Mapping[str, Mapping[str, Any]]:
+    """``options`` of :func:`compare` (``{}`` for None), checked to map ``known`` names to dicts."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise TypeError(
+            f"options must map estimator names to their options, e.g. {{'gr': {{'k': 100}}}}, "
+            f"got {type(options).__name__}"
+        )
+    unknown = [name for name in options if name not in known]
+    if unknown:
+        raise ValueError(
+            f"options are keyed by estimator names; {', '.join(map(repr, unknown))} is none "
+            f"(a misspelling?); known estimators: {', '.join(map(repr, sorted(known)))}"
+        )
+    for name, value in options.items():
+        if not isinstance(value, Mapping):
+            raise TypeError(
+                f"options[{name!r}] must be a dict of that estimator's options, got {value!r}"
+            )
+    return options
+
+
 def gradient_statistics(draws: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
     """bias, variance, mse, cosine, snr, bias_se of gradient draws ``(n, d)`` against ``(d,)``."""
     mean = draws.mean(0)
-    variance = draws.var(0, unbiased=False).sum()
+    # population variance (exactly 0 for identical draws); torch's var() warns for d = 0
+    variance = draws.var(0, unbiased=False).sum() if draws.shape[1] else draws.new_zeros(())
     norms = draws.norm(dim=1) * target.norm()
     cosines = torch.where(norms > 0, draws @ target / norms.clamp_min(1e-300), 0.0)
     return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -13,6 +14,27 @@ from .estimators.base import ObjectiveFn
 from .schedules import Schedule
 
 __all__ = ["sample", "expectation"]
+
+
+def floating_objective(f: ObjectiveFn) -> ObjectiveFn:
+    """``f``, raising TypeError when it returns a tensor that is not floating point.
+
+    Every expectation (Monte Carlo here, exact in :mod:`gumbelkit.exact`) needs floating values of
+    f: an integer or bool result cannot carry a gradient through the samples, so a pathwise
+    estimator would differentiate nothing, and torch defines no mean of integers.
+    """
+
+    @functools.wraps(f)
+    def checked(samples: torch.Tensor) -> torch.Tensor:
+        values = f(samples)
+        if isinstance(values, torch.Tensor) and not values.is_floating_point():
+            raise TypeError(
+                f"f must return floating-point values, got dtype {values.dtype}; convert them in "
+                "f, e.g. return values.to(samples.dtype)"
+            )
+        return values
+
+    return checked
 
 
 def sample(
@@ -60,13 +82,14 @@ def expectation(
 
     ``f`` receives samples of shape ``(n_samples, *logits.shape)`` and returns shape
     ``(n_samples,)``, or ``(n_samples, B)`` with ``B = logits.shape[0]`` when entry b depends
-    only on row b. The result is the mean over samples: a scalar, or shape ``(B,)``. Its gradient to
-    ``logits`` and to ``f``'s parameters is the estimator's; score-function estimators use the
-    log-probability of the whole sample for a scalar f, of each row for a per-row f.
+    only on row b, in a floating-point dtype (else TypeError). The result is the mean over
+    samples: a scalar, or shape ``(B,)``. Its gradient to ``logits`` and to ``f``'s parameters is
+    the estimator's; score-function estimators use the log-probability of the whole sample for a
+    scalar f, of each row for a per-row f.
     """
     est = get_estimator(estimator)
     dim = check_logits(logits, dim)
     tau = check_tau(tau)
     n_samples = check_count(n_samples, f"n_samples for {est.name!r}", minimum=est.min_samples)
     opts = est.check_options(options)
-    return est.expectation(f, logits, n_samples, tau, dim, generator, **opts)
+    return est.expectation(floating_objective(f), logits, n_samples, tau, dim, generator, **opts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -22,6 +23,14 @@ class GumbelSoftmax(nn.Module):
     ``tau`` may be a :class:`~gumbelkit.schedules.Schedule`; the module reads its current value
     at every call (advance it with ``schedule.step()``). ``sample_in_eval=True`` keeps sampling in
     eval mode. ``options`` go to the estimator (``k`` for ``gr``, ``gap`` for ``gst``).
+
+    The module's ``state_dict`` holds its temperature (as the extra state ``_extra_state``, plain
+    values that ``torch.load(..., weights_only=True)`` reads): the schedule's state with its step,
+    or the constant tau. ``load_state_dict`` restores the step of a schedule of the same kind and
+    parameters, accepts the same constant, and raises ValueError for any other temperature (a
+    schedule into a constant or the reverse, other parameters, another constant), so that resuming
+    never changes tau silently. To load weights under another tau on purpose, first replace the
+    checkpoint's ``..._extra_state`` entry of this module by ``module.get_extra_state()``.
     """
 
     def __init__(
@@ -41,6 +50,8 @@ class GumbelSoftmax(nn.Module):
                 "differentiable sample for it; use gk.expectation"
             )
         check_tau(tau)
+        if not isinstance(sample_in_eval, bool):
+            raise TypeError(f"sample_in_eval must be True or False, got {sample_in_eval!r}")
         self.tau = tau
         self.dim = dim
         self.sample_in_eval = sample_in_eval
@@ -54,6 +65,23 @@ class GumbelSoftmax(nn.Module):
                           **self.options)
         dim = check_logits(logits, self.dim)
         return one_hot(logits.argmax(dim), logits.detach(), dim)
+
+    def get_extra_state(self) -> dict[str, Any]:
+        """``{"tau": schedule.state_dict()}`` for a schedule, ``{"tau": float(tau)}`` otherwise."""
+        return {"tau": self.tau.state_dict() if isinstance(self.tau, Schedule) else float(self.tau)}
+
+    def set_extra_state(self, state: Any) -> None:
+        """Restore the schedule's step from :meth:`get_extra_state`'s output (see the class doc)."""
+        saved = state.get("tau") if isinstance(state, Mapping) else None
+        if isinstance(self.tau, Schedule) and isinstance(saved, Mapping):
+            self.tau.load_state_dict(saved)  # ValueError if another schedule saved it
+        elif saved != self.get_extra_state()["tau"]:
+            raise ValueError(
+                f"the checkpoint's temperature of this GumbelSoftmax module ({saved!r}) is not the "
+                f"module's (tau={self.tau!r}); build the module with the checkpoint's tau, or, to "
+                "load the weights under this tau on purpose, first replace the checkpoint's "
+                "'..._extra_state' entry of this module by module.get_extra_state()"
+            )
 
     def extra_repr(self) -> str:
         options = "".join(f", {k}={v!r}" for k, v in self.options.items())

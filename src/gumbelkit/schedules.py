@@ -7,12 +7,20 @@ accepts a temperature it accepts a schedule too, and uses the schedule's value a
 The exponential schedule is the one of Jang et al. (2017), "Categorical Reparameterization with
 Gumbel-Softmax", section 4: ``tau = max(tau_min, tau0 * exp(-rate * t))`` with ``t`` the step
 rounded down to a multiple of ``every`` (the paper updates every N steps).
+
+A schedule's state is its step counter: :meth:`Schedule.state_dict` returns it with the schedule's
+kind and parameters (plain Python values, so ``torch.load(..., weights_only=True)`` reads it), and
+:meth:`Schedule.load_state_dict` restores the step into a schedule of the same kind and parameters.
+Unlike torch's learning-rate schedulers, which overwrite their hyperparameters with the saved ones,
+loading into a different schedule raises ValueError: the schedule object is shared with the code
+that advances it, and a step of another schedule would give a different temperature without a word.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["Schedule", "Constant", "Exponential", "Linear", "Cosine"]
@@ -50,15 +58,48 @@ class Schedule:
         self.last_step += 1
         return self.value
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"last_step": self.last_step}
+    def _identity(self) -> dict[str, Any]:
+        """The schedule's kind and parameters (its constructor's arguments), without the step."""
+        parameters = {k: v for k, v in vars(self).items()
+                      if k != "last_step" and not k.startswith("_")}
+        return {"schedule": type(self).__name__, **parameters}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.last_step = int(state["last_step"])
+    def state_dict(self) -> dict[str, Any]:
+        """``{"schedule": kind, "last_step": step, **parameters}``: a snapshot in plain values."""
+        return {**self._identity(), "last_step": self.last_step}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore the step of a :meth:`state_dict` saved by a schedule of this kind and parameters.
+
+        Raises ValueError for a malformed state, or one of another schedule (the message names the
+        difference); to resume a different schedule at a saved step, set ``last_step`` instead.
+        """
+        if not isinstance(state, Mapping) or "last_step" not in state:
+            raise ValueError(
+                f"a schedule state must be a dict from Schedule.state_dict() with a 'last_step' "
+                f"entry, got {state!r}"
+            )
+        step = state["last_step"]
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
+            raise ValueError(f"the state's last_step must be an integer >= 0, got {step!r}")
+        saved = {k: v for k, v in state.items() if k != "last_step"}
+        expected = self._identity()
+        if saved != expected:
+            raise ValueError(
+                f"the state was saved by another schedule ({_describe(saved)}) than this one "
+                f"({_describe(expected)}); build the schedule with the saved parameters, or, to "
+                f"go on with this one from the saved step, set schedule.last_step = {step}"
+            )
+        self.last_step = int(step)
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k != "last_step")
-        return f"{type(self).__name__}({fields})"
+        return _describe(self._identity())
+
+
+def _describe(state: Mapping[str, Any]) -> str:
+    """``Kind(name=value, ...)`` for a schedule's kind and parameters."""
+    fields = ", ".join(f"{k}={v!r}" for k, v in state.items() if k != "schedule")
+    return f"{state.get('schedule', '?')}({fields})"
 
 
 class Constant(Schedule):

@@ -2,8 +2,11 @@
 
 ``reinforce`` (Williams 1992, "Simple Statistical Gradient-Following Algorithms for Connectionist
 Reinforcement Learning"): ``(1/n) sum_s (f(c_s) - b) grad log p(c_s)`` with an optional constant
-baseline ``b`` (option ``baseline``, default none). Unbiased for any ``b`` that does not depend on
-the samples.
+baseline ``b`` (option ``baseline``, default none): a finite number, or a tensor that broadcasts to
+f's values without enlarging them (a scalar, or one value per row for a per-row f). Unbiased for
+any ``b`` that does not depend on the samples. It is subtracted in f's dtype (half precision in
+float32); a NaN or infinite baseline, or one beyond that dtype's range, raises ValueError (for a
+tensor, while validation is on: see :func:`gumbelkit.set_validation`).
 
 ``rloo`` (Kool, van Hoof and Welling 2019, "Buy 4 REINFORCE Samples, Get a Baseline for Free!"):
 each sample's baseline is the mean of the other ``n - 1``:
@@ -15,10 +18,13 @@ Neither has a differentiable sample: use them through :func:`gumbelkit.expectati
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import torch
 
+from .._ops import upcast
+from .._validate import validation_enabled
 from .base import ScoreFunctionEstimator
 
 
@@ -30,18 +36,49 @@ class Reinforce(ScoreFunctionEstimator):
 
     def validate_options(self, options):
         baseline = options["baseline"]
-        if isinstance(baseline, bool) or (
-                baseline is not None and not isinstance(baseline, numbers.Real | torch.Tensor)):
+        if isinstance(baseline, torch.Tensor):
+            if baseline.dtype == torch.bool or baseline.is_complex():
+                raise ValueError(
+                    f"reinforce option baseline must be a real tensor, got dtype {baseline.dtype}"
+                )
+        elif isinstance(baseline, bool) or (
+                baseline is not None and not isinstance(baseline, numbers.Real)):
             raise ValueError(
                 f"reinforce option baseline must be None, a number or a tensor, got {baseline!r}"
             )
+        elif baseline is not None and not math.isfinite(baseline):
+            raise ValueError(f"reinforce option baseline must be finite, got {baseline}")
 
     def advantages(self, values, baseline):
         if baseline is None:
             return values
+        values = upcast(values)  # half-precision values minus a baseline can overflow their range
         if isinstance(baseline, torch.Tensor):
             baseline = baseline.detach()
+            if not _broadcasts_to(baseline.shape, values.shape):
+                raise ValueError(
+                    f"reinforce option baseline of shape {tuple(baseline.shape)} does not "
+                    f"broadcast to f's values of shape {tuple(values.shape)}; give a scalar, or "
+                    "one value per row of logits for a per-row f"
+                )
+            # a pass over the values (and, on a GPU, a sync): only while validation is on
+            bad = validation_enabled() and not torch.isfinite(baseline.to(values.dtype)).all()
+        else:
+            bad = abs(baseline) > torch.finfo(values.dtype).max
+        if bad:
+            raise ValueError(
+                f"reinforce option baseline is NaN, infinite or beyond the range of "
+                f"{values.dtype}, in which it is subtracted from f's values; give finite values "
+                "within that range"
+            )
         return values - baseline
+
+
+def _broadcasts_to(shape: torch.Size, target: torch.Size) -> bool:
+    try:
+        return torch.broadcast_shapes(shape, target) == target
+    except RuntimeError:  # torch's message for shapes that do not broadcast at all
+        return False
 
 
 class LeaveOneOut(ScoreFunctionEstimator):
