@@ -1,11 +1,13 @@
 # The two commands of the README; each sets up .venv on first use (scripts/setup.sh).
 VENV ?= .venv
 BIN := $(VENV)/bin
+# the lab's runs at once (worker processes, one torch thread each)
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 
 .PHONY: run test setup data lint clean
 
 run: setup data  ## the main job: the lab, writing its report into lab-report/
-	$(BIN)/gumbelkit lab
+	$(BIN)/gumbelkit lab --jobs $(JOBS)
 
 data:  ## Fashion-MNIST for the lab (Debian package; the lab falls back to sklearn digits)
 	bash scripts/setup-data.sh

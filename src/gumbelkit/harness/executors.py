@@ -68,16 +68,17 @@ def torch_threads(count: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def resolve_device(device: str) -> torch.device:
-    """``device`` as a torch.device, with a clear error when it is not available here."""
+def resolve_device(device: str, *, here: bool = True) -> torch.device:
+    """``device`` as a torch.device, with a clear error when it is unknown or (``here``) not
+    available in this process."""
     try:
         resolved = torch.device(device)
     except RuntimeError as error:
         raise ValueError(f"unknown device {device!r}: expected cpu, cuda or cuda:N") from error
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for, but torch sees no CUDA device")
     if resolved.type not in ("cpu", "cuda"):
         raise ValueError(f"device {device!r} is not supported: use cpu or cuda")
+    if here and resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for, but torch sees no CUDA device")
     return resolved
 
 
@@ -91,6 +92,9 @@ def perform(task: Task) -> tuple[RunResult, float]:
 
 class Executor(ABC):
     """Runs the tasks of a sweep and hands each result to ``record`` as it finishes."""
+
+    # whether the runs compute on this machine (a Ray cluster's may have devices this one lacks)
+    local: bool = True
 
     @abstractmethod
     def execute(self, tasks: Sequence[Task], record: Record) -> None:
@@ -154,6 +158,8 @@ class LocalProcesses(Executor):
 
 class RayTasks(Executor):
     """One Ray task per run, with ``cpus`` and ``gpus`` (fractions allowed) reserved for each."""
+
+    local = False
 
     def __init__(self, address: str | None = None, cpus: float = 1.0, gpus: float = 0.0) -> None:
         self.ray = import_ray()

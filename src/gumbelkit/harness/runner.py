@@ -49,10 +49,11 @@ def select(experiments: dict[str, Experiment], only: Sequence[str] | None) -> li
 
 
 def machine_description(device: torch.device, threads: int | None = None) -> str:
+    """The driving machine: system, processor, threads per run, GPU (if this one has it), torch."""
     cpu = platform.processor() or platform.machine()
     with torch_threads(threads):
         text = f"{platform.system()} {cpu}, {torch.get_num_threads()} torch thread(s) per run"
-    if device.type == "cuda":
+    if device.type == "cuda" and torch.cuda.is_available():
         text += f", {torch.cuda.get_device_name(device)}"
     return text + f", torch {torch.__version__}"
 
@@ -96,7 +97,7 @@ def run_sweep(
     default). ``intro`` builds the document's opening blocks from the sections (the lab's answer).
     """
     executor = executor or InProcess()
-    torch_device = resolve_device(device)
+    torch_device = resolve_device(device, here=executor.local)
     for experiment, config in chosen:
         experiment.check(config)
     out = Path(out_dir)
