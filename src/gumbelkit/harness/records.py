@@ -68,6 +68,10 @@ class RunStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.connection = sqlite3.connect(self.path)
+        # write-ahead logging, synced at checkpoints: a commit survives the process being killed
+        # (what an interrupted sweep needs) without an fsync per run, which cost ~10 ms each
+        self.connection.execute("PRAGMA journal_mode=WAL")
+        self.connection.execute("PRAGMA synchronous=NORMAL")
         with self.connection:
             self.connection.executescript(SCHEMA)
 
