@@ -6,6 +6,7 @@ The public face: everything here is re-exported from its own module (DESIGN.md s
 from . import distributions, exact, nn, schedules
 from ._validate import set_validation, validation_enabled
 from .estimators import ESTIMATORS
+from .estimators.subsets import SUBSET_ESTIMATORS, sample_subset, subset_expectation
 from .expectation import expectation, sample
 from .noise import conditional_gumbel, gumbel_noise
 from .sampling import gumbel_max, gumbel_softmax, gumbel_topk, relaxed_bernoulli, softmax_t
@@ -14,6 +15,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ESTIMATORS",
+    "SUBSET_ESTIMATORS",
     "conditional_gumbel",
     "distributions",
     "exact",
@@ -25,8 +27,10 @@ __all__ = [
     "nn",
     "relaxed_bernoulli",
     "sample",
+    "sample_subset",
     "schedules",
     "set_validation",
     "softmax_t",
+    "subset_expectation",
     "validation_enabled",
 ]

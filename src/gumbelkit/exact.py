@@ -11,16 +11,26 @@ every estimator tries to approximate.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from ._ops import upcast
-from ._validate import check_count, check_logits, check_tau
+from ._validate import check_count, check_logits, check_tau, check_tensor
 from .estimators import get_estimator
 from .estimators.base import ObjectiveFn, evaluate
+from .estimators.subsets import (
+    CONDITIONAL_POISSON,
+    WITHOUT_REPLACEMENT,
+    check_subset,
+    log_elementary,
+    logsumexp,
+    ordered_log_prob,
+)
 from .expectation import expectation as mc_expectation
 from .schedules import Schedule
 
@@ -156,3 +166,100 @@ def gradient_statistics(draws: torch.Tensor, target: torch.Tensor) -> dict[str, 
         "snr": float(mean.norm() / variance.sqrt()) if variance > 0 else float("inf"),
         "bias_se": float((variance / draws.shape[0]).sqrt()),
     }
+
+
+def subsets(n: int, k: int, *, device: torch.device | str | None = None) -> torch.Tensor:
+    """All ``C(n, k)`` k-subsets of ``range(n)``, sorted indices: a LongTensor ``(C(n, k), k)``."""
+    return torch.tensor(list(itertools.combinations(range(n), k)), dtype=torch.long,
+                        device=device).reshape(-1, k)
+
+
+def subset_log_probs(logits: torch.Tensor, k: int, law: str = WITHOUT_REPLACEMENT) -> torch.Tensor:
+    """``log p(S)`` of every k-subset S (in the order of :func:`subsets`) for logits ``(..., n)``:
+    shape ``(C(n, k), ...)``.
+
+    ``law="without-replacement"`` sums the probabilities of the k! orders of S (Gumbel-top-k's
+    law); ``law="conditional-poisson"`` is ``sum_{i in S} logits_i - log e_k(exp(logits))``
+    (see :mod:`gumbelkit.estimators.subsets`).
+    """
+    index = subsets(logits.shape[-1], k, device=logits.device)  # (C, k)
+    if law == WITHOUT_REPLACEMENT:
+        orders = torch.tensor(list(itertools.permutations(range(k))), device=logits.device)
+        ordered = index[:, orders]  # (C, k!, k): each subset in each of its orders
+        x = logits.reshape(1, 1, -1, logits.shape[-1])
+        log_p = ordered_log_prob(x.expand(*ordered.shape[:2], -1, -1),
+                                 ordered.unsqueeze(2).expand(-1, -1, x.shape[2], -1))
+        return logsumexp(log_p, 1).reshape(index.shape[0], *logits.shape[:-1])
+    if law == CONDITIONAL_POISSON:
+        log_z = log_elementary(logits, k)[..., -1, -1]
+        chosen = logits.movedim(-1, 0)[index].sum(1)  # (C, ...)
+        return chosen - log_z
+    raise ValueError(f"unknown law {law!r}; known laws: {WITHOUT_REPLACEMENT!r}, "
+                     f"{CONDITIONAL_POISSON!r}")
+
+
+def subset_expectation(
+    f: ObjectiveFn,
+    logits: torch.Tensor,
+    k: int,
+    law: str = WITHOUT_REPLACEMENT,
+    *,
+    max_configurations: int = MAX_CONFIGURATIONS,
+) -> torch.Tensor:
+    """Exact ``E_S[f(S)]`` over independent k-subsets of each row of logits ``(L, n)``.
+
+    ``f`` follows the contract of :func:`gumbelkit.subset_expectation`: it receives k-hot samples
+    of shape ``(N, L, n)`` (all ``N = C(n, k)**L`` configurations) and returns ``(N,)`` or
+    ``(N, L)``. ``law`` is the estimator's (``SUBSET_ESTIMATORS[name].law``). Differentiable.
+    """
+    check_subset(logits, k, -1)
+    if logits.dim() != 2:
+        raise ValueError(f"exact enumeration needs logits of shape (L, n) (L independent rows), "
+                         f"got shape {tuple(logits.shape)}")
+    x = upcast(logits)
+    n_rows, n = x.shape
+    index = subsets(n, k, device=x.device)
+    _check_count(index.shape[0], n_rows, "C(n, k)**L", max_configurations)
+    rows = configurations(n_rows, index.shape[0], device=x.device)  # (N, L): a subset per row
+    hot = torch.zeros(index.shape[0], n, dtype=logits.dtype, device=x.device)
+    hot.scatter_(1, index, 1.0)
+    log_p = subset_log_probs(x, k, law)  # (C, L)
+    return _weighted_sum(f, hot[rows], log_p.gather(0, rows).sum(1), logits, dim=1)
+
+
+def bernoulli_expectation(
+    f: ObjectiveFn, logits: torch.Tensor, *, max_configurations: int = MAX_CONFIGURATIONS
+) -> torch.Tensor:
+    """Exact ``E_b[f(b)]`` over independent ``b_i ~ Bernoulli(sigmoid(logits_i))``, differentiable.
+
+    ``f`` follows the contract of :func:`gumbelkit.bernoulli.expectation`: it receives all
+    ``N = 2**logits.numel()`` configurations as samples ``(N, *logits.shape)`` of 0 and 1 and
+    returns ``(N,)``, or ``(N, B)`` for logits of shape ``(B, ...)``.
+    """
+    logits = check_tensor(logits)
+    x = upcast(logits)
+    _check_count(2, x.numel(), "2**numel", max_configurations)
+    bits = configurations(x.numel(), 2, device=x.device).to(x.dtype).reshape(-1, *x.shape)
+    log_p = (bits * F.logsigmoid(x) + (1 - bits) * F.logsigmoid(-x)).flatten(1).sum(1)
+    return _weighted_sum(f, bits.to(logits.dtype), log_p, logits, dim=logits.dim() - 1)
+
+
+def _check_count(base: int, power: int, what: str, max_configurations: int) -> None:
+    total = base**power
+    if total > max_configurations:
+        raise ValueError(
+            f"enumerating {what} = {base}**{power} = {total} configurations exceeds "
+            f"max_configurations={max_configurations}; use Monte Carlo instead, or raise "
+            "max_configurations if memory allows"
+        )
+
+
+def _weighted_sum(f: ObjectiveFn, samples: torch.Tensor, log_p: torch.Tensor,
+                  logits: torch.Tensor, dim: int) -> torch.Tensor:
+    """``sum_c p(c) f(c)`` over configurations ``samples`` (N, ...) of log-probability (N,)."""
+    values = evaluate(f, samples, logits, dim)
+    weights = log_p.exp().to(values.dtype)
+    return (weights.reshape(-1, *[1] * (values.dim() - 1)) * values).sum(0)
+
+
+__all__ += ["subsets", "subset_log_probs", "subset_expectation", "bernoulli_expectation"]
