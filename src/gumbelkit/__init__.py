@@ -3,7 +3,7 @@
 The public face: everything here is re-exported from its own module (DESIGN.md section 2).
 """
 
-from . import distributions, exact, nn, schedules
+from . import bernoulli, distributions, exact, nn, schedules
 from ._validate import set_validation, validation_enabled
 from .estimators import ESTIMATORS
 from .estimators.subsets import SUBSET_ESTIMATORS, sample_subset, subset_expectation
@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ESTIMATORS",
     "SUBSET_ESTIMATORS",
+    "bernoulli",
     "conditional_gumbel",
     "distributions",
     "exact",

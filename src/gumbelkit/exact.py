@@ -20,9 +20,10 @@ import torch
 import torch.nn.functional as F
 
 from ._ops import upcast
-from ._validate import check_count, check_logits, check_tau, check_tensor
+from ._validate import check_count, check_logits, check_tau
 from .estimators import get_estimator
 from .estimators.base import ObjectiveFn, evaluate
+from .estimators.bernoulli import check_bernoulli_logits
 from .estimators.subsets import (
     CONDITIONAL_POISSON,
     WITHOUT_REPLACEMENT,
@@ -236,12 +237,11 @@ def bernoulli_expectation(
     ``N = 2**logits.numel()`` configurations as samples ``(N, *logits.shape)`` of 0 and 1 and
     returns ``(N,)``, or ``(N, B)`` for logits of shape ``(B, ...)``.
     """
-    logits = check_tensor(logits)
-    x = upcast(logits)
+    x = upcast(check_bernoulli_logits(logits))
     _check_count(2, x.numel(), "2**numel", max_configurations)
-    bits = configurations(x.numel(), 2, device=x.device).to(x.dtype).reshape(-1, *x.shape)
-    log_p = (bits * F.logsigmoid(x) + (1 - bits) * F.logsigmoid(-x)).flatten(1).sum(1)
-    return _weighted_sum(f, bits.to(logits.dtype), log_p, logits, dim=logits.dim() - 1)
+    bits = configurations(x.numel(), 2, device=x.device).bool().reshape(-1, *x.shape)
+    log_p = torch.where(bits, F.logsigmoid(x), F.logsigmoid(-x)).flatten(1).sum(1)
+    return _weighted_sum(f, bits.to(logits.dtype), log_p, logits, dim=max(logits.dim() - 1, 0))
 
 
 def _check_count(base: int, power: int, what: str, max_configurations: int) -> None:
