@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -23,15 +23,19 @@ from ._ops import upcast
 from ._validate import check_count, check_logits, check_tau
 from .estimators import get_estimator
 from .estimators.base import ObjectiveFn, evaluate
-from .estimators.bernoulli import check_bernoulli_logits
+from .estimators.bernoulli import BERNOULLI_ESTIMATORS, check_bernoulli_logits
+from .estimators.bernoulli import expectation as mc_bernoulli_expectation
+from .estimators.structured import lookup
 from .estimators.subsets import (
     CONDITIONAL_POISSON,
+    SUBSET_ESTIMATORS,
     WITHOUT_REPLACEMENT,
     check_subset,
     log_elementary,
     logsumexp,
     ordered_log_prob,
 )
+from .estimators.subsets import subset_expectation as mc_subset_expectation
 from .expectation import expectation as mc_expectation
 from .schedules import Schedule
 
@@ -263,3 +267,91 @@ def _weighted_sum(f: ObjectiveFn, samples: torch.Tensor, log_p: torch.Tensor,
 
 
 __all__ += ["subsets", "subset_log_probs", "subset_expectation", "bernoulli_expectation"]
+
+
+def measure(estimate: Callable[[torch.Tensor], torch.Tensor], logits: torch.Tensor,
+            target: torch.Tensor, n_draws: int) -> dict[str, float]:
+    """:func:`gradient_statistics` of ``n_draws`` gradients of ``estimate(leaf).sum()`` to a leaf
+    copy of ``logits``, against the flat ``target``, with ``seconds`` per estimate."""
+    draws = torch.empty(n_draws, target.numel(), dtype=torch.float64)
+    start = time.perf_counter()
+    for i in range(n_draws):
+        leaf = logits.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(estimate(leaf).sum(), leaf)
+        draws[i] = grad.flatten()
+    seconds = (time.perf_counter() - start) / n_draws
+    return {**gradient_statistics(draws, target.flatten().double()), "seconds": seconds}
+
+
+
+def _compare_family(registry, kind, exact_of, estimate_of, logits, estimators, n_draws, tau,
+                    n_samples, options):
+    """The rows of :func:`subset_compare` and :func:`bernoulli_compare`: ``exact_of(estimator)``
+    is the exact expectation as a function of the logits, ``estimate_of(name, n, options)`` the
+    Monte Carlo one."""
+    n_draws = check_count(n_draws, "n_draws", minimum=2)
+    tau_value = check_tau(tau)
+    chosen = [lookup(registry, name, kind) for name in estimators]
+    rows = []
+    for est in chosen:
+        n = max(n_samples, est.min_samples)
+        leaf = logits.detach().requires_grad_(True)
+        (target,) = torch.autograd.grad(exact_of(est)(leaf).sum(), leaf)
+        stats = measure(estimate_of(est.name, n, (options or {}).get(est.name, {})), logits,
+                        target, n_draws)
+        rows.append({"estimator": est.name, "tau": tau_value, "n_samples": n,
+                     "n_draws": n_draws, **stats})
+    return rows
+
+
+def subset_compare(
+    f: ObjectiveFn,
+    logits: torch.Tensor,
+    k: int,
+    estimators: Iterable[str],
+    n_draws: int = 1000,
+    tau: float | Schedule = 1.0,
+    n_samples: int = 1,
+    *,
+    generator: torch.Generator | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`compare` for k-subsets of logits ``(L, n)``: each estimator of
+    ``gk.SUBSET_ESTIMATORS`` against the exact gradient of E f under its own ``law`` (also in its
+    row). ``n_samples`` is raised to an estimator's minimum (2 for ``rloo``)."""
+    def exact_of(est):
+        return lambda t: subset_expectation(f, t, k, est.law)
+
+    def estimate_of(name, n, opts):
+        return lambda t: mc_subset_expectation(f, t, k, name, n, tau, generator=generator,
+                                               **opts)
+
+    rows = _compare_family(SUBSET_ESTIMATORS, "subset estimator", exact_of, estimate_of, logits,
+                           estimators, n_draws, tau, n_samples, options)
+    return [{**row, "law": SUBSET_ESTIMATORS[row["estimator"]].law} for row in rows]
+
+
+def bernoulli_compare(
+    f: ObjectiveFn,
+    logits: torch.Tensor,
+    estimators: Iterable[str],
+    n_draws: int = 1000,
+    tau: float | Schedule = 1.0,
+    n_samples: int = 1,
+    *,
+    generator: torch.Generator | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`compare` for Bernoulli variables: each estimator of ``gk.bernoulli.ESTIMATORS``
+    against the exact gradient of E f over {0,1}^n. ``n_samples`` is raised to an estimator's
+    minimum (2 for ``rloo`` and ``disarm``; ``disarm`` needs it even)."""
+    def estimate_of(name, n, opts):
+        return lambda t: mc_bernoulli_expectation(f, t, name, n, tau, generator=generator,
+                                                  **opts)
+
+    return _compare_family(BERNOULLI_ESTIMATORS, "Bernoulli estimator",
+                           lambda est: lambda t: bernoulli_expectation(f, t), estimate_of, logits,
+                           estimators, n_draws, tau, n_samples, options)
+
+
+__all__ += ["measure", "subset_compare", "bernoulli_compare"]
