@@ -206,10 +206,14 @@ def test_exact_subset_expectation_of_independent_rows():
 
 def test_gradcheck_of_the_exact_laws_and_the_marginals():
     # float64 gradcheck (and second order for the marginals, the SIMPLE gradient's Jacobian),
-    # with a masked entry.
+    # with a masked entry; the relaxed top-k for fixed noise. I-MLE's backward is a difference of
+    # MAP states, not a derivative: its formula is tested per draw below instead.
     theta = THETA.clone().requires_grad_(True)
     assert torch.autograd.gradcheck(lambda t: conditional_marginals(t, 2), (theta,))
     assert torch.autograd.gradgradcheck(lambda t: conditional_marginals(t, 2), (theta,))
+    finite = THETA[:4].clone().requires_grad_(True)  # finite differences need finite logits
+    assert torch.autograd.gradcheck(
+        lambda t: gk.sample_subset(t, 2, "relaxed-topk", 0.7, generator=gen(0)), (finite,))
     f = make_f(5)
     for law in ("without-replacement", "conditional-poisson"):
         assert torch.autograd.gradcheck(
