@@ -149,6 +149,25 @@ def test_concrete_gradients_use_the_same_logistic_noise(name, tau):
     torch.testing.assert_close(grad, expected, rtol=1e-9, atol=1e-12)
 
 
+def test_disarm_gradient_formula_per_pair():
+    # disarm draws torch.rand((pairs, *shape)) first: reproduce u; per pair the gradient is
+    # 1/2 (f(b) - f(b~)) (-1)^{b~} [b != b~] sigmoid(|theta|), averaged over the pairs, with
+    # b = [u < sigmoid(theta)], b~ = [1 - u < sigmoid(theta)].
+    f = make_f()
+    for pairs in (1, 3):
+        leaf = THETA.clone().requires_grad_(True)
+        value = gk.bernoulli.expectation(f, leaf, "disarm", 2 * pairs, generator=gen(8))
+        (grad,) = torch.autograd.grad(value, leaf)
+        u = torch.rand((pairs, 2, 3), dtype=F64, generator=gen(8))
+        p = torch.sigmoid(THETA)
+        b, anti = (u < p).to(F64), (1 - u < p).to(F64)
+        torch.testing.assert_close(value, torch.cat([f(b), f(anti)]).mean())
+        weight = 0.5 * (f(b) - f(anti))[:, None, None]
+        expected = weight * (-1) ** anti * (b != anti) * torch.sigmoid(THETA.abs())
+        torch.testing.assert_close(grad, expected.mean(0), rtol=1e-12,
+                                   atol=1e-15)
+
+
 # --------------------------------------------------------------------------------------------
 # Expected gradients against exact enumeration over {0,1}^6
 
