@@ -64,15 +64,17 @@ def overhead(executor, runs: int, parallel: int, label: str) -> None:
 
         with sqlite3.connect(Path(out) / "runs.sqlite") as db:
             inside = db.execute("SELECT SUM(seconds) FROM runs").fetchone()[0]
-    print(f"{label}: {runs} runs in {wall:.2f} s; outside the runs {1e3 * (wall - inside / parallel) / runs:.2f} ms per run "
+    outside = 1e3 * (wall - inside / parallel) / runs
+    print(f"{label}: {runs} runs in {wall:.2f} s; outside the runs {outside:.2f} ms per run "
           "(start-up included)")
 
 
 def lab(only: str, options: list[str], label: str) -> float:
     with tempfile.TemporaryDirectory() as out:
         began = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "gumbelkit.cli", "lab", "--only", only, "--out", out,
-                        *options], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run([sys.executable, "-m", "gumbelkit.cli", "lab", "--only", only, "--out",
+                        out, *options], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
         wall = time.perf_counter() - began
     print(f"lab --only {only} {' '.join(options) or '(--jobs 1)'}: {wall:.1f} s")
     return wall

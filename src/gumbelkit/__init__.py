@@ -3,9 +3,10 @@
 The public face: everything here is re-exported from its own module (DESIGN.md section 2).
 """
 
-from . import distributions, exact, nn, schedules
+from . import bernoulli, distributions, exact, nn, schedules
 from ._validate import set_validation, validation_enabled
 from .estimators import ESTIMATORS
+from .estimators.subsets import SUBSET_ESTIMATORS, sample_subset, subset_expectation
 from .expectation import expectation, sample
 from .noise import conditional_gumbel, gumbel_noise
 from .sampling import gumbel_max, gumbel_softmax, gumbel_topk, relaxed_bernoulli, softmax_t
@@ -14,6 +15,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ESTIMATORS",
+    "SUBSET_ESTIMATORS",
+    "bernoulli",
     "conditional_gumbel",
     "distributions",
     "exact",
@@ -25,8 +28,10 @@ __all__ = [
     "nn",
     "relaxed_bernoulli",
     "sample",
+    "sample_subset",
     "schedules",
     "set_validation",
     "softmax_t",
+    "subset_expectation",
     "validation_enabled",
 ]

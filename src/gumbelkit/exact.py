@@ -11,16 +11,31 @@ every estimator tries to approximate.
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from ._ops import upcast
 from ._validate import check_count, check_logits, check_tau
 from .estimators import ESTIMATORS, get_estimator
 from .estimators.base import ObjectiveFn, evaluate
+from .estimators.bernoulli import BERNOULLI_ESTIMATORS, check_bernoulli_logits
+from .estimators.bernoulli import expectation as mc_bernoulli_expectation
+from .estimators.structured import lookup
+from .estimators.subsets import (
+    CONDITIONAL_POISSON,
+    SUBSET_ESTIMATORS,
+    WITHOUT_REPLACEMENT,
+    check_subset,
+    log_elementary,
+    logsumexp,
+    ordered_log_prob,
+)
+from .estimators.subsets import subset_expectation as mc_subset_expectation
 from .expectation import expectation as mc_expectation
 from .expectation import floating_objective
 from .schedules import Schedule
@@ -213,3 +228,187 @@ def gradient_statistics(draws: torch.Tensor, target: torch.Tensor) -> dict[str, 
         "snr": float(mean.norm() / variance.sqrt()) if variance > 0 else float("inf"),
         "bias_se": float((variance / draws.shape[0]).sqrt()),
     }
+
+
+def subsets(n: int, k: int, *, device: torch.device | str | None = None) -> torch.Tensor:
+    """All ``C(n, k)`` k-subsets of ``range(n)``, sorted indices: a LongTensor ``(C(n, k), k)``."""
+    return torch.tensor(list(itertools.combinations(range(n), k)), dtype=torch.long,
+                        device=device).reshape(-1, k)
+
+
+def subset_log_probs(logits: torch.Tensor, k: int, law: str = WITHOUT_REPLACEMENT) -> torch.Tensor:
+    """``log p(S)`` of every k-subset S (in the order of :func:`subsets`) for logits ``(..., n)``:
+    shape ``(C(n, k), ...)``.
+
+    ``law="without-replacement"`` sums the probabilities of the k! orders of S (Gumbel-top-k's
+    law); ``law="conditional-poisson"`` is ``sum_{i in S} logits_i - log e_k(exp(logits))``
+    (see :mod:`gumbelkit.estimators.subsets`).
+    """
+    index = subsets(logits.shape[-1], k, device=logits.device)  # (C, k)
+    if law == WITHOUT_REPLACEMENT:
+        orders = torch.tensor(list(itertools.permutations(range(k))), device=logits.device)
+        ordered = index[:, orders]  # (C, k!, k): each subset in each of its orders
+        x = logits.reshape(1, 1, -1, logits.shape[-1])
+        log_p = ordered_log_prob(x.expand(*ordered.shape[:2], -1, -1),
+                                 ordered.unsqueeze(2).expand(-1, -1, x.shape[2], -1))
+        return logsumexp(log_p, 1).reshape(index.shape[0], *logits.shape[:-1])
+    if law == CONDITIONAL_POISSON:
+        log_z = log_elementary(logits, k)[..., -1, -1]
+        chosen = logits.movedim(-1, 0)[index].sum(1)  # (C, ...)
+        return chosen - log_z
+    raise ValueError(f"unknown law {law!r}; known laws: {WITHOUT_REPLACEMENT!r}, "
+                     f"{CONDITIONAL_POISSON!r}")
+
+
+def subset_expectation(
+    f: ObjectiveFn,
+    logits: torch.Tensor,
+    k: int,
+    law: str = WITHOUT_REPLACEMENT,
+    *,
+    max_configurations: int = MAX_CONFIGURATIONS,
+) -> torch.Tensor:
+    """Exact ``E_S[f(S)]`` over independent k-subsets of each row of logits ``(L, n)``.
+
+    ``f`` follows the contract of :func:`gumbelkit.subset_expectation`: it receives k-hot samples
+    of shape ``(N, L, n)`` (all ``N = C(n, k)**L`` configurations) and returns ``(N,)`` or
+    ``(N, L)``. ``law`` is the estimator's (``SUBSET_ESTIMATORS[name].law``). Differentiable.
+    """
+    check_subset(logits, k, -1)
+    if logits.dim() != 2:
+        raise ValueError(f"exact enumeration needs logits of shape (L, n) (L independent rows), "
+                         f"got shape {tuple(logits.shape)}")
+    x = upcast(logits)
+    n_rows, n = x.shape
+    index = subsets(n, k, device=x.device)
+    _check_count(index.shape[0], n_rows, "C(n, k)**L", max_configurations)
+    rows = configurations(n_rows, index.shape[0], device=x.device)  # (N, L): a subset per row
+    hot = torch.zeros(index.shape[0], n, dtype=logits.dtype, device=x.device)
+    hot.scatter_(1, index, 1.0)
+    log_p = subset_log_probs(x, k, law)  # (C, L)
+    return _weighted_sum(f, hot[rows], log_p.gather(0, rows).sum(1), logits, dim=1)
+
+
+def bernoulli_expectation(
+    f: ObjectiveFn, logits: torch.Tensor, *, max_configurations: int = MAX_CONFIGURATIONS
+) -> torch.Tensor:
+    """Exact ``E_b[f(b)]`` over independent ``b_i ~ Bernoulli(sigmoid(logits_i))``, differentiable.
+
+    ``f`` follows the contract of :func:`gumbelkit.bernoulli.expectation`: it receives all
+    ``N = 2**logits.numel()`` configurations as samples ``(N, *logits.shape)`` of 0 and 1 and
+    returns ``(N,)``, or ``(N, B)`` for logits of shape ``(B, ...)``.
+    """
+    x = upcast(check_bernoulli_logits(logits))
+    _check_count(2, x.numel(), "2**numel", max_configurations)
+    bits = configurations(x.numel(), 2, device=x.device).bool().reshape(-1, *x.shape)
+    log_p = torch.where(bits, F.logsigmoid(x), F.logsigmoid(-x)).flatten(1).sum(1)
+    return _weighted_sum(f, bits.to(logits.dtype), log_p, logits, dim=max(logits.dim() - 1, 0))
+
+
+def _check_count(base: int, power: int, what: str, max_configurations: int) -> None:
+    total = base**power
+    if total > max_configurations:
+        raise ValueError(
+            f"enumerating {what} = {base}**{power} = {total} configurations exceeds "
+            f"max_configurations={max_configurations}; use Monte Carlo instead, or raise "
+            "max_configurations if memory allows"
+        )
+
+
+def _weighted_sum(f: ObjectiveFn, samples: torch.Tensor, log_p: torch.Tensor,
+                  logits: torch.Tensor, dim: int) -> torch.Tensor:
+    """``sum_c p(c) f(c)`` over configurations ``samples`` (N, ...) of log-probability (N,)."""
+    values = evaluate(f, samples, logits, dim)
+    weights = log_p.exp().to(values.dtype)
+    return (weights.reshape(-1, *[1] * (values.dim() - 1)) * values).sum(0)
+
+
+__all__ += ["subsets", "subset_log_probs", "subset_expectation", "bernoulli_expectation"]
+
+
+def measure(estimate: Callable[[torch.Tensor], torch.Tensor], logits: torch.Tensor,
+            target: torch.Tensor, n_draws: int) -> dict[str, float]:
+    """:func:`gradient_statistics` of ``n_draws`` gradients of ``estimate(leaf).sum()`` to a leaf
+    copy of ``logits``, against the flat ``target``, with ``seconds`` per estimate."""
+    draws = torch.empty(n_draws, target.numel(), dtype=torch.float64)
+    start = time.perf_counter()
+    for i in range(n_draws):
+        leaf = logits.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(estimate(leaf).sum(), leaf)
+        draws[i] = grad.flatten()
+    seconds = (time.perf_counter() - start) / n_draws
+    return {**gradient_statistics(draws, target.flatten().double()), "seconds": seconds}
+
+
+
+def _compare_family(registry, kind, exact_of, estimate_of, logits, estimators, n_draws, tau,
+                    n_samples, options):
+    """The rows of :func:`subset_compare` and :func:`bernoulli_compare`: ``exact_of(estimator)``
+    is the exact expectation as a function of the logits, ``estimate_of(name, n, options)`` the
+    Monte Carlo one."""
+    n_draws = check_count(n_draws, "n_draws", minimum=2)
+    tau_value = check_tau(tau)
+    chosen = [lookup(registry, name, kind) for name in estimators]
+    rows = []
+    for est in chosen:
+        n = max(n_samples, est.min_samples)
+        leaf = logits.detach().requires_grad_(True)
+        (target,) = torch.autograd.grad(exact_of(est)(leaf).sum(), leaf)
+        stats = measure(estimate_of(est.name, n, (options or {}).get(est.name, {})), logits,
+                        target, n_draws)
+        rows.append({"estimator": est.name, "tau": tau_value, "n_samples": n,
+                     "n_draws": n_draws, **stats})
+    return rows
+
+
+def subset_compare(
+    f: ObjectiveFn,
+    logits: torch.Tensor,
+    k: int,
+    estimators: Iterable[str],
+    n_draws: int = 1000,
+    tau: float | Schedule = 1.0,
+    n_samples: int = 1,
+    *,
+    generator: torch.Generator | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`compare` for k-subsets of logits ``(L, n)``: each estimator of
+    ``gk.SUBSET_ESTIMATORS`` against the exact gradient of E f under its own ``law`` (also in its
+    row). ``n_samples`` is raised to an estimator's minimum (2 for ``rloo``)."""
+    def exact_of(est):
+        return lambda t: subset_expectation(f, t, k, est.law)
+
+    def estimate_of(name, n, opts):
+        return lambda t: mc_subset_expectation(f, t, k, name, n, tau, generator=generator,
+                                               **opts)
+
+    rows = _compare_family(SUBSET_ESTIMATORS, "subset estimator", exact_of, estimate_of, logits,
+                           estimators, n_draws, tau, n_samples, options)
+    return [{**row, "law": SUBSET_ESTIMATORS[row["estimator"]].law} for row in rows]
+
+
+def bernoulli_compare(
+    f: ObjectiveFn,
+    logits: torch.Tensor,
+    estimators: Iterable[str],
+    n_draws: int = 1000,
+    tau: float | Schedule = 1.0,
+    n_samples: int = 1,
+    *,
+    generator: torch.Generator | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`compare` for Bernoulli variables: each estimator of ``gk.bernoulli.ESTIMATORS``
+    against the exact gradient of E f over {0,1}^n. ``n_samples`` is raised to an estimator's
+    minimum (2 for ``rloo`` and ``disarm``; ``disarm`` needs it even)."""
+    def estimate_of(name, n, opts):
+        return lambda t: mc_bernoulli_expectation(f, t, name, n, tau, generator=generator,
+                                                  **opts)
+
+    return _compare_family(BERNOULLI_ESTIMATORS, "Bernoulli estimator",
+                           lambda est: lambda t: bernoulli_expectation(f, t), estimate_of, logits,
+                           estimators, n_draws, tau, n_samples, options)
+
+
+__all__ += ["measure", "subset_compare", "bernoulli_compare"]

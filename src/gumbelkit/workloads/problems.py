@@ -79,3 +79,43 @@ def make_problem(name: str, seed: int = 0, **parameters: float) -> Problem:
     if name not in PROBLEMS:
         raise ValueError(f"unknown problem {name!r}; known problems: {', '.join(PROBLEMS)}")
     return PROBLEMS[name](torch.Generator().manual_seed(seed), **parameters)
+
+
+@dataclass(frozen=True)
+class SubsetProblem(Problem):
+    """``k`` of the ``n`` entries of each row of logits ``(L, n)``: for gk.subset_expectation."""
+
+    k: int = 2
+
+
+@dataclass(frozen=True)
+class BernoulliProblem(Problem):
+    """Independent binary variables of log-odds ``logits``: for gk.bernoulli.expectation."""
+
+
+def _network(generator: torch.Generator, inputs: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A fixed random two-layer network ``tanh(x W1) w2`` of flattened samples ``(n, ...)``."""
+    hidden = torch.randn(inputs, 8, generator=generator, dtype=torch.float64)
+    out = torch.randn(8, generator=generator, dtype=torch.float64)
+
+    def f(samples: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(samples.flatten(1) @ hidden) @ out
+
+    return f
+
+
+def subset(generator: torch.Generator, **_: float) -> SubsetProblem:
+    """2 of 6 entries in each of 2 rows (15**2 = 225 configurations) feeding a random network."""
+    logits = torch.randn(2, 6, generator=generator, dtype=torch.float64)
+    return SubsetProblem("subset", "f(S) = tanh(S W1) w2, k = 2 of n = 6 entries in each of 2 "
+                         "rows, random weights", logits, _network(generator, 12), k=2)
+
+
+def bernoulli(generator: torch.Generator, **_: float) -> BernoulliProblem:
+    """8 binary variables (2**8 = 256 configurations) feeding a random network."""
+    logits = torch.randn(8, generator=generator, dtype=torch.float64)
+    return BernoulliProblem("bernoulli", "f(b) = tanh(b W1) w2, 8 Bernoulli(sigmoid(logits)) "
+                            "variables, random weights", logits, _network(generator, 8))
+
+
+PROBLEMS.update(subset=subset, bernoulli=bernoulli)

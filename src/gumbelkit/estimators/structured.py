@@ -1,0 +1,81 @@
+"""What the estimators of k-subsets and binary vectors share: score functions, registry look-up.
+
+The estimator is the categorical one's (:mod:`gumbelkit.estimators.score_function`): its options
+and its advantages ``A_s`` (``f`` itself for ``reinforce``, the leave-one-out difference for
+``rloo``). Only the sampler and the log-probability ``log p(x)`` of a sample change; the surrogate
+
+    mean_s [f(x_s) + A_s (log p(x_s) - stop_gradient(log p(x_s)))]
+
+has the value ``mean_s f(x_s)`` and the gradient ``mean_s A_s grad log p(x_s)`` to the logits,
+unbiased for ``E[f(x)]`` (Williams 1992), with ``log p`` summed over the whole sample for a scalar
+``f`` and over each row for a per-row ``f``, as in :class:`~.base.ScoreFunctionEstimator`.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from abc import abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import torch
+
+from .._ops import upcast
+from .base import Estimator, ScoreFunctionEstimator, evaluate
+
+
+class StructuredScoreFunction(Estimator):
+    """The score-function estimator ``source`` for the variable that :meth:`draw` samples.
+
+    ``structure`` names the keyword arguments that describe the variable (``k`` for subsets);
+    :meth:`expectation` passes them to :meth:`draw` and the options to ``source``'s advantages.
+    """
+
+    pathwise = False
+    noise = "sampling"
+    structure: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, source: ScoreFunctionEstimator) -> None:
+        self.source = source
+        self.name = source.name
+        self.defaults = source.defaults
+        self.min_samples = source.min_samples
+
+    def validate_options(self, options: dict[str, Any]) -> None:
+        self.source.validate_options(options)
+
+    @abstractmethod
+    def draw(
+        self, logits: torch.Tensor, n_samples: int, dim: int,
+        generator: torch.Generator | None, **structure: Any,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact samples ``(n, *logits.shape)`` and the log-probabilities of their parts, of
+        shape ``(n, ...)`` with the rows of ``logits`` first (summed here within rows)."""
+
+    def expectation(self, f, logits, n_samples, tau, dim, generator, **options):
+        structure = {name: options.pop(name) for name in self.structure}
+        samples, log_p = self.draw(upcast(logits), n_samples, dim, generator, **structure)
+        values = evaluate(f, samples.to(logits.dtype), logits, dim)
+        log_p = log_p.reshape(*values.shape, -1).sum(-1)
+        weights = self.source.advantages(values.detach(), **options).to(log_p.dtype)
+        return (values + (weights * (log_p - log_p.detach())).to(values.dtype)).mean(0)
+
+
+def lookup(registry: Mapping[str, Estimator], name: str | Estimator, kind: str) -> Estimator:
+    """The estimator called ``name`` in ``registry`` (one of its instances is returned as is)."""
+    if isinstance(name, Estimator) and name in registry.values():
+        return name
+    try:
+        return registry[name]
+    except (KeyError, TypeError):
+        known = ", ".join(repr(n) for n in registry)
+        raise ValueError(f"unknown {kind} {name!r}; known: {known}") from None
+
+
+def check_positive(value: object, name: str) -> float:
+    """A finite number > 0 (an estimator option), else ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not 0 < float(value) < math.inf:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
