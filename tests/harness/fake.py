@@ -19,7 +19,7 @@ from gumbelkit.harness.protocol import (
     Verdict,
     option,
 )
-from gumbelkit.harness.statistics import Decision, bootstrap
+from gumbelkit.harness.statistics import Decision, mean_interval
 
 
 @dataclass
@@ -74,7 +74,7 @@ class FakeExperiment(Experiment):
         return result
 
     def summarize(self, config, results):
-        return {"mean": bootstrap([r["value"] for _, r in results]),
+        return {"mean": mean_interval([r["value"] for _, r in results]),
                 "threshold": config.threshold}
 
     def verdict(self, summary):

@@ -70,7 +70,7 @@ from ..exact import configurations, gradient_statistics
 from ..expectation import expectation
 from ..harness.plotting import plt, save
 from ..harness.protocol import Experiment, ExperimentConfig, Figure, Table, option
-from ..harness.statistics import bootstrap
+from ..harness.statistics import mean_interval
 from ..workloads import vae
 from ..workloads.data import ImageData, load_fashion_mnist
 from .estimators import check_estimators
@@ -502,7 +502,7 @@ class CategoricalVAEBenchmark(Experiment):
                     "configuration": configuration, "estimator": estimator,
                     "optimizer": CONFIGURATIONS[configuration].optimizer, "lr": lr, "tau": tau,
                     "epochs": [r["epochs"] for r in runs], "steps": [r["steps"] for r in runs],
-                    **{name: bootstrap([r[name] for r in runs])
+                    **{name: mean_interval([r[name] for r in runs])
                        for name in ("train", "test_elbo", "test_iw")},
                     "seconds_per_step": float(np.mean([r["seconds_per_step"] for r in runs]))})
         diagnosed = {c: by for c, by in grouped.items() if _diagnoses(CONFIGURATIONS[c])}
@@ -521,7 +521,7 @@ class CategoricalVAEBenchmark(Experiment):
                 "estimator's own objective: relaxed for softmax and gs). test -ELBO: one one-hot "
                 f"sample z ~ q(z|x); test -IW: importance-weighted bound with {config.iw_samples}"
                 " one-hot samples; the same evaluation for every estimator, in nats per image, "
-                "lower is better. Mean over seeds [95% bootstrap interval]; epochs and steps "
+                "lower is better. Mean over seeds [95% t interval]; epochs and steps "
                 "actually trained (their range over seeds).")
 
     def tables(self, summary: dict) -> list[Table]:

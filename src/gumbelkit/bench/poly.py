@@ -45,7 +45,7 @@ from ..estimators import ESTIMATORS as REGISTRY
 from ..expectation import expectation
 from ..harness.plotting import plt, save
 from ..harness.protocol import Experiment, ExperimentConfig, Figure, Table, option
-from ..harness.statistics import bootstrap
+from ..harness.statistics import mean_interval
 from ..workloads.problems import poly_loss
 from .estimators import check_estimators
 
@@ -190,9 +190,9 @@ class PolynomialProgramming(Experiment):
         rows = []
         for key, result in results:
             final_gap = np.array([curve[-1] for curve in result["gap"]])
-            rows.append(PolyRow(key["power"], key["estimator"], bootstrap(result["train_last"]),
-                                bootstrap(optimum(key["power"]) + final_gap),
-                                bootstrap(final_gap), result["seconds_per_step"]))
+            rows.append(PolyRow(key["power"], key["estimator"], mean_interval(result["train_last"]),
+                                mean_interval(optimum(key["power"]) + final_gap),
+                                mean_interval(final_gap), result["seconds_per_step"]))
         curves = [{"power": k["power"], "estimator": k["estimator"], "steps": r["steps"],
                    "mean": np.mean(r["gap"], 0), "low": np.min(r["gap"], 0),
                    "high": np.max(r["gap"], 0)} for k, r in results]
@@ -209,7 +209,7 @@ class PolynomialProgramming(Experiment):
             f"{min(config.window, config.steps)} steps (the paper's metric; for softmax, the "
             "loss of the relaxed value). exact: the exact expected loss at the end of training; "
             "gap: exact - 0.45^p (0 at the optimum; softmax's relaxed optimum P(z=1) = 0.45 has "
-            "gap 0.45 (0.55^p - 0.45^p)). Mean over seeds [95% bootstrap interval].")
+            "gap 0.45 (0.55^p - 0.45^p)). Mean over seeds [95% t interval].")
 
     def tables(self, summary: dict) -> list[Table]:
         rows = [[r.power, r.estimator, r.train_last, r.exact, r.gap,

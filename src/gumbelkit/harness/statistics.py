@@ -1,21 +1,25 @@
-"""Statistics for verdicts: bootstrap confidence intervals across seeds, and decisions.
+"""Statistics for verdicts: confidence intervals of means across seeds, and decisions.
 
-Percentile bootstrap (Efron and Tibshirani 1993) with a fixed seed, so a summary is a deterministic
-function of the recorded runs. :class:`Decision` is the one three-valued outcome every verdict is
-made of, with the words the reports use for it.
+The interval of a mean over n independent values (one per seed) is Student's t interval,
+``mean +- t_{n-1, 1 - alpha/2} s / sqrt(n)``: exact for normal values at any n, which the percentile
+bootstrap is not (at 4-6 seeds its "95%" intervals cover 80-89%; Efron and Tibshirani 1993, ch. 12
+and 14). ``tests/harness/test_statistics.py`` checks the coverage by simulation at the seed counts
+the lab uses. :class:`Decision` is the one three-valued outcome every verdict is made of, with the
+words the reports use for it.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Sequence
+import functools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
-__all__ = ["Decision", "Interval", "N_RESAMPLES", "LEVEL", "bootstrap", "paired_difference"]
+__all__ = ["Decision", "Interval", "LEVEL", "mean_interval", "paired_difference"]
 
-N_RESAMPLES = 2000
 LEVEL = 0.95
 
 
@@ -89,38 +93,28 @@ class Decision(enum.Enum):
         return cls.NO if all(d is cls.NO for d in decisions) else cls.UNDECIDED
 
 
-def bootstrap(
-    values: Sequence[float] | np.ndarray,
-    statistic: Callable[..., np.ndarray] = np.mean,
-    *,
-    level: float = LEVEL,
-    resamples: int = N_RESAMPLES,
-    seed: int = 0,
-) -> Interval:
-    """Percentile bootstrap interval of ``statistic`` over independent values (one per seed).
+@functools.cache
+def _t_quantile(level: float, df: int) -> float:
+    return float(stats.t.ppf(0.5 + level / 2, df))
 
-    ``statistic`` is a NumPy reduction taking ``axis`` (``np.mean``, ``np.median``, ...), applied
-    to all resamples at once.
-    """
-    data = np.asarray(values, dtype=np.float64)
+
+def mean_interval(values: Sequence[float] | np.ndarray, *, level: float = LEVEL) -> Interval:
+    """Student's t confidence interval of the mean of independent values (one per seed)."""
+    data = np.asarray(values, dtype=np.float64).ravel()
     if data.size == 0:
-        raise ValueError("no values to bootstrap")
-    estimate = float(statistic(data))
+        raise ValueError("no values to make an interval of")
+    estimate = float(data.mean())
     if data.size == 1:
         return Interval(estimate, estimate, estimate, 1)
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, data.size, size=(resamples, data.size))
-    stats = statistic(data[picks], axis=1)
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(stats, [alpha, 1.0 - alpha])
-    return Interval(estimate, float(low), float(high), int(data.size))
+    half = _t_quantile(level, data.size - 1) * float(data.std(ddof=1)) / np.sqrt(data.size)
+    return Interval(estimate, estimate - half, estimate + half, int(data.size))
 
 
 def paired_difference(
-    a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, **kwargs: float
+    a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, *, level: float = LEVEL
 ) -> Interval:
-    """Bootstrap interval of mean(a - b) for values paired by seed."""
+    """Interval of mean(a - b) for values paired by seed."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f"paired values need the same shape, got {a.shape} and {b.shape}")
-    return bootstrap(a - b, **kwargs)
+    return mean_interval(a - b, level=level)

@@ -13,7 +13,7 @@ values of ``softmax`` (softmax-tau, no noise), ``gs`` (soft Gumbel-Softmax) and 
 - the noise's share of the vector: ``E||y - E y||^2 / E||y - u||^2``, the part of the vector's
   squared distance from uniform that is random (0 without noise, 1 when the mean vector is uniform).
 
-Each part of the thread's observations is decided from 95% bootstrap intervals over seeds.
+Each part of the thread's observations is decided from 95% t intervals over seeds.
 """
 
 from __future__ import annotations
@@ -29,14 +29,14 @@ import gumbelkit as gk
 
 from ..harness.plotting import plt, save
 from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
-from ..harness.statistics import Decision, Interval, bootstrap, paired_difference
+from ..harness.statistics import Decision, Interval, mean_interval, paired_difference
 
 ONE_HOT_TOL = 0.05  # "near one-hot": mean 1 - max coordinate below this
 UNIFORM_TOL = 0.05  # "near uniform": normalised distance to the uniform vector below this
 LAW_TOL = 0.01  # "a sample of softmax(logits)": argmax TV within this of an exact sampler's
 HARD = ("st-gs", "reinmax", "gr")
 METRICS = ("one_hot_gap", "uniform_distance", "tv_softmax", "tv_mode", "tv_excess", "flip_rate",
-           "noise_share")  # bootstrapped; the share of exactly one-hot vectors is only averaged
+           "noise_share")  # with intervals; the share of exactly one-hot vectors is only averaged
 EXAMPLES = 3  # vectors kept per estimator and temperature for the example figure
 
 
@@ -122,7 +122,7 @@ class TemperatureLimits(Experiment):
                 "uniform. "
                 f"Tolerances: near one-hot if 1 - max < {ONE_HOT_TOL}, near uniform if the "
                 f"distance < {UNIFORM_TOL}, a sample of softmax(logits) if the TV exceeds the "
-                f"exact sampler's by < {LAW_TOL}; 95% bootstrap intervals over seeds.")
+                f"exact sampler's by < {LAW_TOL}; 95% t intervals over seeds.")
 
     def runs(self, config: Config) -> list[dict]:
         return [{"seed": seed} for seed in range(config.seeds)]
@@ -155,14 +155,14 @@ class TemperatureLimits(Experiment):
         def values(name: str, tau: str, metric: str) -> list[float]:
             return [r["metrics"][name][tau][metric] for r in runs]
 
-        curves = {name: {tau: {m: bootstrap(values(name, tau, m)) for m in METRICS}
+        curves = {name: {tau: {m: mean_interval(values(name, tau, m)) for m in METRICS}
                          for tau in taus} for name in config.estimators}
         return {
             "seeds": len(runs), "draws": config.draws, "categories": config.categories,
             "taus": [float(t) for t in config.taus], "tau_low": low, "tau_high": high,
             "curves": curves,
-            "reference_tv": bootstrap([r["reference_tv"] for r in runs]),
-            "expected_flip_rate": bootstrap([1 - r["collision"] for r in runs]),
+            "reference_tv": mean_interval([r["reference_tv"] for r in runs]),
+            "expected_flip_rate": mean_interval([1 - r["collision"] for r in runs]),
             "noise_share_change": paired_difference(values("gs", high, "noise_share"),
                                                     values("gs", low, "noise_share")),
             "flip_rate_change": paired_difference(values("gs", high, "flip_rate"),
@@ -250,7 +250,7 @@ class TemperatureLimits(Experiment):
         )
         detail = (
             f"{summary['seeds']} seeds x {summary['draws']:,} draws, {summary['categories']} "
-            f"categories. Parts decided from 95% bootstrap intervals: near one-hot at tau={low} "
+            f"categories. Parts decided from 95% t intervals: near one-hot at tau={low} "
             f"({parts['low_one_hot'].word}), GS changes decision more often than softmax-tau "
             f"({parts['noise_changes_decision'].word}; an exact sampler's rate is 1 - sum p^2 = "
             f"{summary['expected_flip_rate'].format()}), near uniform at "
@@ -278,7 +278,7 @@ class TemperatureLimits(Experiment):
         return [Table(["estimator", "tau", "1 - max coordinate", "distance to uniform",
                        "argmax TV to softmax(logits)", "argmax TV to mode", "decision flip rate",
                        "noise share"], rows,
-                      "Means over seeds with 95% bootstrap intervals. Distance to uniform is "
+                      "Means over seeds with 95% t intervals. Distance to uniform is "
                       "normalised (one-hot = 1); noise share = E||y - E y||^2 / E||y - u||^2.")]
 
     def figures(self, summary: dict, directory: Path) -> list[Figure]:
@@ -311,7 +311,7 @@ class TemperatureLimits(Experiment):
         axes.flat[0].legend(fontsize=8)
         axes.flat[4].legend(fontsize=8)
         return Figure(save(fig, directory, "e2_limits.png"),
-                      f"Means over {summary['seeds']} seeds (bands: 95% bootstrap intervals) "
+                      f"Means over {summary['seeds']} seeds (bands: 95% t intervals) "
                       "against tau. Soft vectors (softmax-tau, GS) go from one-hot to uniform; the "
                       "hard samplers (dashed) stay one-hot. The argmax law of every Gumbel-based "
                       "sampler is softmax(logits) at every tau, softmax-tau's is the mode. The "

@@ -18,7 +18,7 @@ softmax-tau, gs, st-gs, reinmax, gr and rloo, on two objectives over binary vari
 
 The gap of the exact expected loss (``gk.exact.expectation``) to its minimum over configurations
 is recorded during training; final gaps are compared with softmax-tau's, paired by seed (same
-initial logits), with 95% bootstrap intervals.
+initial logits), with 95% t intervals.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from gumbelkit.estimators.base import ObjectiveFn
 
 from ..harness.plotting import plt, save
 from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
-from ..harness.statistics import Decision, Interval, bootstrap, paired_difference
+from ..harness.statistics import Decision, Interval, mean_interval, paired_difference
 from ..workloads.problems import make_problem
 
 GRADIENT_METRICS = ("bias", "variance", "cosine")
@@ -175,7 +175,7 @@ class ExpectedLoss(Experiment):
             f"tau={config.train_tau:g}) through gk.expectation with "
             f"{', '.join(config.train_estimators)}; the exact expected loss (gk.exact.expectation) "
             "minus its minimum over configurations is recorded every "
-            f"{config.record_every} steps. A final-gap difference counts when its 95% bootstrap "
+            f"{config.record_every} steps. A final-gap difference counts when its 95% t "
             f"interval (paired by seed) lies beyond {TOLERANCE:g} x the range of f.")
 
     def runs(self, config: Config) -> list[dict]:
@@ -200,14 +200,14 @@ class ExpectedLoss(Experiment):
             return [r["rows"] for k, r in gradient_runs if f"{k['tau']:g}" == tau]
 
         gradients = {
-            name: {tau: {m: bootstrap([row[name][m] for row in rows_at(tau)])
+            name: {tau: {m: mean_interval([row[name][m] for row in rows_at(tau)])
                          for m in GRADIENT_METRICS} for tau in taus}
             for name in config.estimators
         }
-        floor = {name: bootstrap([row[name]["bias_se"] for row in rows_at(reference)])
+        floor = {name: mean_interval([row[name]["bias_se"] for row in rows_at(reference)])
                  for name in config.estimators}
         # E||mean - g||^2 = ||true bias||^2 + bias_se^2: the difference estimates the squared bias
-        squared_bias = {name: bootstrap([row[name]["bias"] ** 2 - row[name]["bias_se"] ** 2
+        squared_bias = {name: mean_interval([row[name]["bias"] ** 2 - row[name]["bias_se"] ** 2
                                          for row in rows_at(reference)])
                         for name in config.estimators}
 
@@ -227,12 +227,12 @@ class ExpectedLoss(Experiment):
         sampling = [n for n in config.train_estimators if n != "softmax"]
         objectives = {
             objective: {
-                "final_gap": {n: bootstrap(final(objective, n))
+                "final_gap": {n: mean_interval(final(objective, n))
                               for n in config.train_estimators},
                 "softmax_minus": {n: paired_difference(final(objective, "softmax"),
                                                        final(objective, n))
                                   for n in sampling},
-                "p_category_0": {n: bootstrap(final(objective, n, "p_category_0"))
+                "p_category_0": {n: mean_interval(final(objective, n, "p_category_0"))
                                  for n in config.train_estimators},
                 "curves": {n: curve(objective, n) for n in config.train_estimators},
             }
@@ -312,7 +312,7 @@ class ExpectedLoss(Experiment):
             ["estimator", "bias", "Monte Carlo floor", "bias^2 - floor^2", "variance", "cosine"],
             rows,
             f"Gradients against the exact one on the {summary['problem']!r} problem at "
-            f"tau={tau}; means over seeds with 95% bootstrap intervals. The measured bias "
+            f"tau={tau}; means over seeds with 95% t intervals. The measured bias "
             "||mean(g_hat) - g|| of an unbiased estimator is about its Monte Carlo floor "
             "sqrt(variance / draws); bias^2 - floor^2 estimates the true squared bias.")
         rows = []
@@ -326,7 +326,7 @@ class ExpectedLoss(Experiment):
             ["objective", "estimator", "final gap of E f", "softmax-tau minus estimator",
              "final p(z=1)"], rows,
             "Exact expected loss minus its optimum after training, and the learned p(z=1) "
-            "(mean over variables; the optimum is 0); 95% bootstrap intervals over seeds (the "
+            "(mean over variables; the optimum is 0); 95% t intervals over seeds (the "
             "difference is paired by seed).")
         return [gradient_table, training_table]
 
@@ -356,7 +356,7 @@ class ExpectedLoss(Experiment):
         return Figure(save(fig, directory, "e3_gradients.png"),
                       f"Problem {summary['problem']!r}: bias, variance and mean cosine of each "
                       "estimator's gradient against the exact one, means over "
-                      f"{summary['seeds']} seeds with 95% bootstrap bands (solid: no noise, "
+                      f"{summary['seeds']} seeds with 95% t bands (solid: no noise, "
                       "dashed: Gumbel noise, dotted: other sampling). The measured bias includes "
                       "the Monte Carlo floor sqrt(variance / draws), the level of the unbiased "
                       "reinforce and rloo. Deterministic estimators have zero variance (not "

@@ -22,7 +22,7 @@ import torch
 
 from ..harness.plotting import errorbar, plt, save
 from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
-from ..harness.statistics import Decision, bootstrap, paired_difference
+from ..harness.statistics import Decision, mean_interval, paired_difference
 from ..workloads import vae
 
 BASELINE = "softmax"
@@ -73,7 +73,7 @@ class CategoricalVAEExperiment(Experiment):
         return (vae.describe(config) + f" Estimators: {', '.join(config.estimators)}, at tau in "
                 f"{list(config.taus)}; with several taus, each estimator is shown at the tau with "
                 f"its best mean discrete ELBO. {config.shown_samples} images generated from "
-                f"one-hot codes drawn from the prior. {config.seeds} seeds; 95% bootstrap "
+                f"one-hot codes drawn from the prior. {config.seeds} seeds; 95% t "
                 "intervals over seeds, paired by seed for differences.")
 
     def runs(self, config: Config) -> list[dict]:
@@ -110,7 +110,7 @@ class CategoricalVAEExperiment(Experiment):
                     for name in config.estimators}
         by_estimator = {
             name: {"tau": best_tau[name],
-                   **{metric: bootstrap(values(name, best_tau[name], metric))
+                   **{metric: mean_interval(values(name, best_tau[name], metric))
                       for metric in METRICS}}
             for name in config.estimators
         }
@@ -157,7 +157,7 @@ class CategoricalVAEExperiment(Experiment):
             f"{above['iw_bound']} of {len(noisy)} above 0)."
         )
         detail = (
-            "Differences are paired by seed (same initialisation), 95% bootstrap intervals; "
+            "Differences are paired by seed (same initialisation), 95% t intervals; "
             "positive means softmax is worse. The claim holds when softmax is significantly worse "
             "than every noisy estimator on the discrete ELBO (its encoder is not a posterior one "
             "can sample: an autoencoder) and on the importance-weighted bound (its decoder "
@@ -233,7 +233,7 @@ class CategoricalVAEExperiment(Experiment):
         right.set_ylabel("softmax minus noisy (nats, paired)")
         right.legend(fontsize=8)
         return Figure(save(fig, directory, "e4_bounds.png"),
-                      "Left: held-out bounds per estimator (means over seeds, 95% bootstrap "
+                      "Left: held-out bounds per estimator (means over seeds, 95% t "
                       "intervals); the discrete bounds use one-hot codes, the relaxed objective is "
                       "what each model was trained on. Right: the paired differences softmax "
                       "minus each noisy estimator (above 0: softmax worse; symmetric log scale).")

@@ -14,7 +14,7 @@ softmax(logits) ("one-hot"). Each output is near Obama, near Trump (within ``rad
 centre) or a hybrid (far from both). The mode error is the total-variation distance between these
 three shares and the data's (0.3, 0.7, 0); a model that collapses onto the majority voice has mode
 error 0.3, an all-hybrid model 1.0. Also reported: the learned probability of the minority code and
-the energy distance of the outputs to fresh data. Intervals are 95% bootstrap intervals over seeds.
+the energy distance of the outputs to fresh data. Intervals are 95% t intervals over seeds.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import gumbelkit as gk
 
 from ..harness.plotting import plt, save
 from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
-from ..harness.statistics import Decision, Interval, bootstrap, paired_difference
+from ..harness.statistics import Decision, Interval, mean_interval, paired_difference
 
 RECOVERED = 0.15  # mode error below this: closer to the data's shares than to a collapsed model
 GENERATIONS = ("as_trained", "one_hot")
@@ -140,7 +140,7 @@ class ConditionalGeneration(Experiment):
                 f"(Obama, Trump, hybrid) and ({config.obama_share:g}, "
                 f"{1 - config.obama_share:g}, 0); the voices are recovered when its interval lies "
                 f"below {RECOVERED:g} (half the error of collapsing onto the majority voice). "
-                "Intervals: 95% bootstrap over seeds.")
+                "Intervals: 95% t intervals over seeds.")
 
     def runs(self, config: Config) -> list[dict]:
         return [{"estimator": estimator, "tau": tau, "seed": seed}
@@ -199,10 +199,10 @@ class ConditionalGeneration(Experiment):
         for name, seeded in by_setting.items():
             seeded.sort(key=lambda item: item[0])
             rows = [r for _, r in seeded]
-            entry = {"p_minority": bootstrap([r["p_minority"] for r in rows])}
+            entry = {"p_minority": mean_interval([r["p_minority"] for r in rows])}
             for generation in GENERATIONS:
                 entry[generation] = {
-                    metric: bootstrap([r[generation][metric] for r in rows])
+                    metric: mean_interval([r[generation][metric] for r in rows])
                     for metric in (*SHARES, "mode_error", "energy")}
             settings[name] = entry
             if seeded[0][0] == 0:
@@ -216,7 +216,7 @@ class ConditionalGeneration(Experiment):
                     [r["one_hot"]["mode_error"] for _, r in sorted(soft, key=lambda s: s[0])],
                     [r["one_hot"]["mode_error"] for _, r in sorted(gs, key=lambda s: s[0])],
                 )
-        floor = bootstrap([r["energy_floor"] for _, r in results])
+        floor = mean_interval([r["energy_floor"] for _, r in results])
         return {"settings": settings, "softmax_minus_gs_one_hot": softmax_minus_gs,
                 "energy_floor": floor, "examples": examples, "seeds": config.seeds,
                 "obama_share": config.obama_share, "estimators": list(config.estimators),
@@ -269,7 +269,7 @@ class ConditionalGeneration(Experiment):
             f"{settings[gs]['as_trained']['hybrid'].format(2)} of its outputs "
             f"are hybrids. The straight-through Gumbel estimators recover the voices in "
             f"{len(others_ok)} of {len(others)} settings ({others_text}). "
-            f"{summary['seeds']} seeds, 95% bootstrap intervals."
+            f"{summary['seeds']} seeds, 95% t intervals."
         )
         diffs = "; ".join(f"tau={tau}: {d.format(2)}"
                           for tau, d in summary["softmax_minus_gs_one_hot"].items())

@@ -20,7 +20,7 @@ of examples whose loss was infinite, and, at the end, the exact excess NLL of th
 distribution over the true one (the KL divergence averaged over contexts; the learned distribution
 is softmax(logits / tau) for softmax-tau, and softmax(logits), the law of the samples, for the
 Gumbel estimators). Ratios are paired by seed against softmax + cross-entropy (softmax, tau = 1)
-and against softmax-tau at the same tau; intervals are 95% bootstrap intervals over seeds.
+and against softmax-tau at the same tau; intervals are 95% t intervals over seeds.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import gumbelkit as gk
 
 from ..harness.plotting import plt, save
 from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
-from ..harness.statistics import Decision, Interval, bootstrap, paired_difference
+from ..harness.statistics import Decision, Interval, mean_interval, paired_difference
 
 BLOW_UP = 10.0  # a maximum gradient norm this many times the reference's is a blow-up
 REFERENCE = ("softmax", 1.0)  # softmax + cross-entropy
@@ -80,7 +80,7 @@ def _name(estimator: str, tau: float) -> str:
 
 
 def _ratio(values: list[float], reference: list[float]) -> dict[str, float]:
-    """Geometric-mean ratio of paired positive values, with its bootstrap interval."""
+    """Geometric-mean ratio of paired positive values, with its t interval."""
     log = paired_difference(np.log10(values), np.log10(reference))
     return Interval(10 ** log.estimate, 10 ** log.low, 10 ** log.high, log.n)
 
@@ -115,7 +115,7 @@ class NextTokenPrediction(Experiment):
                 "missed one-hot sample) gets zero gradient, and a step with a non-finite gradient "
                 f"is skipped and counted. {config.seeds} seeds, paired across estimators. "
                 f"Blow-up: the fraction of non-finite steps lies above 0, or the maximum gradient "
-                f"norm is more than {BLOW_UP:g} times softmax + cross-entropy's (95% bootstrap "
+                f"norm is more than {BLOW_UP:g} times softmax + cross-entropy's (95% t "
                 "interval of the seed-paired geometric-mean ratio). Damage: the exact excess "
                 "NLL (KL from the true next-token law, averaged over contexts) minus the "
                 "reference's.")
@@ -186,7 +186,7 @@ class NextTokenPrediction(Experiment):
             rows = [runs[s] for s in seeds]
             estimator, tau = name.split(", tau=")
             same_tau = by_setting.get(_name("softmax", float(tau)))
-            entry = {metric: bootstrap([r[metric] for r in rows])
+            entry = {metric: mean_interval([r[metric] for r in rows])
                      for metric in ("max_norm", "p99_norm", "median_norm", "nonfinite_steps",
                                     "infinite_loss_examples", "excess_nll")}
             refs = [reference[s] for s in seeds]
@@ -249,7 +249,7 @@ class NextTokenPrediction(Experiment):
             + ", ".join(f"{n.split(', ')[1]}: "
                         f"{interval(n, 'excess_nll_minus_reference').format(2)}" for n in gs)
             + f" nats; worst {worst}: {interval(worst, 'excess_nll').format(2)} nats. "
-            f"{summary['seeds']} seeds, 95% bootstrap intervals."
+            f"{summary['seeds']} seeds, 95% t intervals."
         )
         detail = (
             "The claim (gradient explosion) holds when, for Gumbel-Softmax at some tau, the "

@@ -38,7 +38,7 @@ import gumbelkit as gk
 
 from ..harness.plotting import plt, save
 from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
-from ..harness.statistics import Decision, bootstrap, paired_difference
+from ..harness.statistics import Decision, mean_interval, paired_difference
 from ..workloads.bandit import Bandit, BatchedCritics
 
 SOFT = ("softmax", "gs")  # estimators whose actor inputs are soft; run at every tau of the grid
@@ -204,7 +204,7 @@ class ActorCritic(Experiment):
             "as f. Every actor's policy is softmax(theta) (greedy return: that of its mode); "
             "softmax-tau shows the critic softmax(theta/tau). Critic error = |Q(s, x) - true "
             "value of x| at the actor's inputs x, averaged over training. Intervals: 95% "
-            "bootstrap over seeds; differences are paired by seed.")
+            "t intervals over seeds; differences are paired by seed.")
 
     def runs(self, config: Config) -> list[dict]:
         return _methods(config)
@@ -223,13 +223,13 @@ class ActorCritic(Experiment):
         for key, result in results:
             methods[_label(key)] = {
                 "estimator": key["estimator"], "tau": key["tau"], "target": key["target"],
-                "return": bootstrap(result["return"]),
-                "gap": bootstrap(1.0 - np.asarray(result["return"])),
-                "greedy_return": bootstrap(result["greedy_return"]),
+                "return": mean_interval(result["return"]),
+                "gap": mean_interval(1.0 - np.asarray(result["return"])),
+                "greedy_return": mean_interval(result["greedy_return"]),
                 "greedy_minus_reference":
                     paired_difference(result["greedy_return"], ref_greedy),
-                "critic_error": bootstrap(result["critic_error"]),
-                "softness": bootstrap(result["softness"]),
+                "critic_error": mean_interval(result["critic_error"]),
+                "softness": mean_interval(result["softness"]),
                 "return_minus_reference":
                     paired_difference(result["return"], ref_return),
                 "error_minus_one_hot":
@@ -240,10 +240,10 @@ class ActorCritic(Experiment):
         return {
             "methods": methods, "seeds": config.seeds, "margin": config.margin,
             "reference": {"actors": [_label(k) for k, _ in through_critic],
-                          "return": bootstrap(ref_return),
-                          "greedy_return": bootstrap(ref_greedy)},
+                          "return": mean_interval(ref_return),
+                          "greedy_return": mean_interval(ref_greedy)},
             "one_hot": {"actors": [_label(k) for k, _ in one_hot],
-                        "critic_error": bootstrap(ref_error)},
+                        "critic_error": mean_interval(ref_error)},
         }
 
     def verdict(self, summary: dict) -> Verdict:
@@ -339,7 +339,7 @@ class ActorCritic(Experiment):
         return [Figure(save(fig, directory, "e7_actor_critic.png"),
                        "Left: true return of the policy along training (solid: softmax-tau, "
                        "dashed: sampling actors). Right: the critic's error at each actor's "
-                       "inputs, averaged over training, with 95% bootstrap intervals over seeds "
+                       "inputs, averaged over training, with 95% t intervals over seeds "
                        "(red: softmax-tau).")]
 
 

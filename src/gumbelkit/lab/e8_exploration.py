@@ -36,7 +36,7 @@ import gumbelkit as gk
 
 from ..harness.plotting import plt, save
 from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
-from ..harness.statistics import Decision, bootstrap, paired_difference
+from ..harness.statistics import Decision, mean_interval, paired_difference
 from ..workloads.trap import Trap
 
 GUMBEL_STD = math.pi / math.sqrt(6)  # standard deviation of Gumbel(0, 1)
@@ -143,7 +143,7 @@ class Exploration(Experiment):
             f"{config.gaussian_std:.3g}^2) noise added to the logits (the Gumbel's standard "
             "deviation). Success: the mode of the final distribution softmax(theta) is the "
             "global optimum; E[f]: the exact expected objective under it. Intervals: 95% "
-            "bootstrap over seeds; differences are paired by seed.")
+            "t intervals over seeds; differences are paired by seed.")
 
     def runs(self, config: Config) -> list[dict]:
         keys = [{"method": method, "tau": tau} for method in TAU_METHODS for tau in config.taus]
@@ -163,8 +163,8 @@ class Exploration(Experiment):
             label = _label(key)
             methods[label] = {
                 "method": key["method"], "tau": key["tau"],
-                "success": bootstrap(success[label]),
-                "value": bootstrap(result["value"]),
+                "success": mean_interval(success[label]),
+                "value": mean_interval(result["value"]),
             }
 
         def pooled(method: str) -> np.ndarray:
@@ -189,7 +189,7 @@ class Exploration(Experiment):
             "optima": [float(config.variables - 1), config.global_value],
             "taus": list(config.taus),
             "pooled": {
-                "rates": {m: bootstrap(v) for m, v in pool.items()},
+                "rates": {m: mean_interval(v) for m, v in pool.items()},
                 "gs_minus_softmax": compare(pool["gs"], pool["softmax"]),
                 "st-gs_minus_softmax": compare(pool["st-gs"], pool["softmax"]),
                 "gaussian_minus_softmax": compare(pool["gaussian"], pool["softmax"]),
@@ -275,7 +275,7 @@ class Exploration(Experiment):
         axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
         return [Figure(save(fig, directory, "e8_exploration.png"),
                        "Left: share of seeds that reach the global optimum; right: the final "
-                       "exact expected objective; 95% bootstrap intervals over seeds. Gray "
+                       "exact expected objective; 95% t intervals over seeds. Gray "
                        "lines: the exact gradient and REINFORCE-LOO, which need no tau.")]
 
 

@@ -28,7 +28,7 @@ import gumbelkit as gk
 
 from ..harness.plotting import errorbar, plt, save
 from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
-from ..harness.statistics import Decision, bootstrap, paired_difference
+from ..harness.statistics import Decision, mean_interval, paired_difference
 from ..workloads import vae
 
 ANNEALED = "annealed"
@@ -119,7 +119,7 @@ class AnnealingExperiment(Experiment):
                 f"{config.final_tau():.3g}). Effect of the "
                 "noise: mean total variation per latent between gk.sample(logits, 'gs', tau) and "
                 "gk.softmax_t(logits, tau) on the held-out logits, at tau in "
-                f"{config.noise_grid()}. {config.seeds} seeds; 95% bootstrap intervals over "
+                f"{config.noise_grid()}. {config.seeds} seeds; 95% t intervals over "
                 "seeds, paired by seed for differences.")
 
     def runs(self, config: Config) -> list[dict]:
@@ -160,7 +160,7 @@ class AnnealingExperiment(Experiment):
         for name in config.estimators:
             best = min(config.taus, key=lambda t, n=name: np.mean(values(n, t, "discrete_elbo")))
             estimators[name] = {
-                "schedules": {_label(s): {m: bootstrap(values(name, s, m))
+                "schedules": {_label(s): {m: mean_interval(values(name, s, m))
                                           for m in ("discrete_elbo", "iw_bound", "kl")}
                               for s in (*config.taus, ANNEALED)},
                 "best_constant": best,
@@ -174,9 +174,9 @@ class AnnealingExperiment(Experiment):
         low, high = grid.index(config.tau_min), grid.index(config.tau0)
         noise = {
             "taus": grid,
-            "by_tau": [bootstrap(column) for column in by_tau.T],
-            "start": bootstrap([r["noise_start"] for r in noise_runs]),
-            "end": bootstrap([r["noise_end"] for r in noise_runs]),
+            "by_tau": [mean_interval(column) for column in by_tau.T],
+            "start": mean_interval([r["noise_start"] for r in noise_runs]),
+            "end": mean_interval([r["noise_end"] for r in noise_runs]),
             "end_minus_start": paired_difference([r["noise_end"] for r in noise_runs],
                                                  [r["noise_start"] for r in noise_runs]),
             "low_minus_high_tau": paired_difference(by_tau[:, low], by_tau[:, high]),
@@ -271,7 +271,7 @@ class AnnealingExperiment(Experiment):
         axes[0][0].set_ylabel("discrete negative ELBO (nats)")
         return Figure(save(fig, directory, "e9_schedules.png"),
                       "Held-out discrete negative ELBO (one-hot codes, lower is better) per "
-                      "estimator and temperature schedule: means over seeds with 95% bootstrap "
+                      "estimator and temperature schedule: means over seeds with 95% t "
                       "intervals; each panel has its own scale.")
 
     def _noise_figure(self, summary: dict, directory: Path) -> Figure:
@@ -291,7 +291,7 @@ class AnnealingExperiment(Experiment):
         return Figure(save(fig, directory, "e9_noise.png"),
                       f"Effect of the Gumbel noise on the code of the annealed {NOISE_ESTIMATOR} "
                       "models' held-out logits: mean total variation per latent between the "
-                      "Gumbel-Softmax and the softmax-tau code (95% bootstrap intervals).")
+                      "Gumbel-Softmax and the softmax-tau code (95% t intervals).")
 
 
 _WORDS = {Decision.YES: "annealing better", Decision.NO: "annealing worse",
