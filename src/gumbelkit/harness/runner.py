@@ -12,7 +12,8 @@
    :func:`gumbelkit.harness.report.write_report`.
 
 The progress bar counts expected seconds: a run weighs the mean wall time that runs of its
-experiment took before (recorded with every run), or one second when none is recorded yet.
+experiment took before (recorded with every run), or one second when none is recorded yet; the
+runs start longest first, so that parallel workers finish together.
 """
 
 from __future__ import annotations
@@ -154,7 +155,10 @@ def _execute(store: RunStore, tasks: list[Task], executor: Executor,
                             f"({done[task.experiment.id]}/{len(plan.keys)})")
         bar.update(weight[task.experiment.id])
 
-    shared = [t for t in tasks if not t.experiment.exclusive]
+    # the longest expected runs first, so that parallel workers finish together (a stable sort:
+    # with no records yet, the experiments' own order)
+    shared = sorted((t for t in tasks if not t.experiment.exclusive),
+                    key=lambda t: -weight[t.experiment.id])
     alone = [t for t in tasks if t.experiment.exclusive]
     try:
         executor.execute(shared, record)
