@@ -71,3 +71,11 @@ def test_decisions():
     assert Decision.any_of([no, no]) is no
     assert [Decision.of(v) for v in (True, False, None)] == [yes, no, maybe]
     assert (yes.word, no.word, maybe.word) == ("holds", "does not hold", "is undecided")
+
+
+def test_equivalence_and_depends():
+    inside, outside, across = Interval(1, 0.8, 1.2, 9), Interval(5, 4, 6, 9), Interval(2, 1, 4, 9)
+    assert [Decision.within(i, 1 / 3, 3) for i in (inside, outside, across)] == [
+        Decision.YES, Decision.NO, Decision.UNDECIDED]
+    assert Decision.DEPENDS.word == "depends on a condition"
+    assert Decision.all_of([Decision.YES, Decision.DEPENDS]) is Decision.UNDECIDED

@@ -38,6 +38,7 @@ th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 img { max-width: 100%; }
 .holds { color: #1a7f37; } .does-not-hold { color: #cf222e; } .inconclusive { color: #9a6700; }
+.depends { color: #0969da; }
 figcaption { font-size: 0.9rem; color: #555; }
 """
 

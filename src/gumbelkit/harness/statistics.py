@@ -51,16 +51,29 @@ class Interval:
 
 
 class Decision(enum.Enum):
-    """What the data say of a statement: yes, no, or undecided (the interval straddles)."""
+    """What the data say of a statement: yes, no, undecided (the interval straddles), or depends
+    (yes under a condition the verdict names, no without it)."""
 
     YES = "holds"
     NO = "does not hold"
     UNDECIDED = "inconclusive"
+    DEPENDS = "depends"
 
     @property
     def word(self) -> str:
-        """The verb phrase for a sentence: "the claim holds / does not hold / is undecided"."""
-        return "is undecided" if self is Decision.UNDECIDED else self.value
+        """The verb phrase for a sentence: "the claim holds / does not hold / is undecided /
+        depends on a condition"."""
+        return {Decision.UNDECIDED: "is undecided",
+                Decision.DEPENDS: "depends on a condition"}.get(self, self.value)
+
+    @classmethod
+    def within(cls, interval: Interval, low: float, high: float) -> Decision:
+        """Equivalence: YES if ``interval`` lies inside (low, high), NO if it lies entirely
+        outside, UNDECIDED otherwise. With a 90% interval this is the two one-sided tests (TOST)
+        at level 5% against the margin (Schuirmann 1987)."""
+        if low < interval.low and interval.high < high:
+            return cls.YES
+        return cls.NO if interval.high < low or interval.low > high else cls.UNDECIDED
 
     @classmethod
     def of(cls, value: bool | None) -> Decision:
@@ -78,7 +91,8 @@ class Decision(enum.Enum):
 
     @classmethod
     def all_of(cls, decisions: Iterable[Decision]) -> Decision:
-        """NO if any part is NO, YES if every part is YES, UNDECIDED otherwise."""
+        """NO if any part is NO, YES if every part is YES, UNDECIDED otherwise (a part that
+        depends is not a YES)."""
         decisions = list(decisions)
         if cls.NO in decisions:
             return cls.NO

@@ -27,6 +27,7 @@ QUESTION = (
 )
 GROUPS = (
     (Decision.YES, "The thread is right, measured here:"),
+    (Decision.DEPENDS, "The thread is right only under a condition, measured here:"),
     (Decision.NO, "The thread is wrong, measured here:"),
     (Decision.UNDECIDED, "The data here cannot decide:"),
 )
