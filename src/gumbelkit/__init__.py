@@ -9,11 +9,13 @@ from .estimators import ESTIMATORS
 from .expectation import expectation, sample
 from .noise import conditional_gumbel, gumbel_noise
 from .sampling import gumbel_max, gumbel_softmax, gumbel_topk, relaxed_bernoulli, softmax_t
+from .variance import VarianceStep, variance_step
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ESTIMATORS",
+    "VarianceStep",
     "conditional_gumbel",
     "distributions",
     "exact",
@@ -29,4 +31,5 @@ __all__ = [
     "set_validation",
     "softmax_t",
     "validation_enabled",
+    "variance_step",
 ]
