@@ -467,7 +467,10 @@ def test_gst_option_gap_must_be_positive(gap):
 @pytest.mark.parametrize(
     "name,option,accepted",
     [("gr", "gap", ["k"]), ("gst", "k", ["gap"]), ("reinforce", "k", ["baseline"]),
-     ("st", "k", ["none"]), ("rloo", "baseline", ["none"])],
+     ("st", "k", ["none"]), ("rloo", "baseline", ["none"]), ("zgr", "k", ["none"]),
+     ("dst-gs", "tau_f", ["tau_backward", "tau_forward"]),
+     ("rebar", "surrogate", ["eta", "temperature"]),
+     ("relax", "k", ["eta", "surrogate", "temperature"])],
 )
 def test_unknown_option_names_accepted_options(name, option, accepted):
     call = (

@@ -89,9 +89,10 @@ def test_compare_option_changes_the_estimate(tmp_path):
 
 
 def test_compare_min_samples_and_tau_come_from_the_registry(capsys):
-    assert main(["compare", "--estimators", "zgr,rloo", "--draws", "3"]) == 0
+    assert main(["compare", "--estimators", "zgr,rloo,reinmax", "--draws", "3"]) == 0
     text = capsys.readouterr().out
     assert "rloo: at least 2" in text and "not used by zgr, rloo" in text
+    assert f"advised tau: reinmax: {gk.ESTIMATORS['reinmax'].advised_tau}" in text
 
 
 @pytest.mark.parametrize(

@@ -97,3 +97,14 @@ def test_zgr_masked_category_gets_no_gradient_and_no_nan():
     samples, grads = per_row_gradients(theta, "zgr", 1.0, 500, 6, make_f(2, 3))
     assert (samples[:, 0, 1] == 0).all()
     assert torch.isfinite(grads).all() and (grads[:, 0, 1] == 0).all()
+
+
+def test_zgr_is_reinmax_at_tau_one():
+    # Expanding both formulas for a one-hot D: 2 J((D + p)/2) - J(p)/2 = (diag(p) + D D^T - D p^T
+    # - p D^T) / 2 = (J(p) + (D - p)(D - p)^T) / 2. Both draw D the same way: same seed, same
+    # sample, and the gradients agree to float64 rounding.
+    f = make_f(2, 3)
+    D, grad = per_row_gradients(ENUM_THETA, "zgr", 1.0, 256, 7, f)
+    D_ref, grad_ref = per_row_gradients(ENUM_THETA, "reinmax", 1.0, 256, 7, f)
+    assert torch.equal(D, D_ref)
+    torch.testing.assert_close(grad, grad_ref, rtol=1e-10, atol=1e-12)

@@ -109,6 +109,10 @@ def compare_command(args: argparse.Namespace) -> int:
     print(f"tau = {args.tau:g}" + (f" (not used by {no_tau})" if no_tau else "")
           + f", {args.draws} draws of each estimate, n_samples = {args.samples}{at_least}, "
           f"seed {args.seed}" + (f", {settings}" if settings else ""))
+    advised = "; ".join(f"{name}: {ESTIMATORS[name].advised_tau}" for name in names
+                        if ESTIMATORS[name].advised_tau)
+    if advised:
+        print(f"advised tau: {advised}")
     print(f"exact gradient norm: {float(gradient.norm()):.4g}\n")
     print(format_table(rows))
     print("\nbias: ||mean estimate - exact gradient||; bias_se: its Monte Carlo noise floor "

@@ -4,7 +4,8 @@ For an unbiased estimator ``g_hat`` of ``grad E[f]`` whose control variate has p
 (``rebar``'s ``eta`` and ``temperature``, ``relax``'s surrogate module too), ``E[g_hat]`` does not
 depend on ``phi``, so ``d Var(g_hat) / d phi = d E[||g_hat||^2] / d phi``, and
 ``d ||g_hat||^2 / d phi = 2 g_hat^T d g_hat / d phi`` from a single estimate is an unbiased
-estimate of it (Tucker et al. 2017, section 3.3; Grathwohl et al. 2018, eq. 5 and Algorithm 1).
+estimate of it: how Tucker et al. (2017) tune REBAR's eta and temperature, and Grathwohl et al.
+(2018) RELAX's surrogate (their Algorithm 1).
 """
 
 from __future__ import annotations

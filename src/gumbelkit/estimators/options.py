@@ -20,7 +20,7 @@ import torch
 from .._validate import check_count
 
 __all__ = ["Option", "check_count", "positive", "optional_positive", "real", "optional_real",
-           "scale", "optional_callable"]
+           "optional_temperature", "optional_callable"]
 
 
 @dataclass(frozen=True)
@@ -73,13 +73,14 @@ def optional_real(value: object, label: str) -> float | torch.Tensor | None:
     return None if value is None else real(value, label)
 
 
-def scale(value: object, label: str) -> float | torch.Tensor | None:
-    """None (the call's ``tau``), a finite number > 0, or a tensor of such values."""
+def optional_temperature(value: object, label: str) -> float | torch.Tensor | None:
+    """None (the call's ``tau``), a finite number > 0, or a tensor of such values (which may
+    require grad)."""
     if value is None:
         return None
     value = real(value, label)
-    if isinstance(value, torch.Tensor) and not (value.detach() > 0).all() or \
-            not isinstance(value, torch.Tensor) and value <= 0:
+    is_positive = (value.detach() > 0).all() if isinstance(value, torch.Tensor) else value > 0
+    if not is_positive:
         raise ValueError(f"{label} must be > 0 (e.g. log_temperature.exp()), got {value!r}")
     return value
 

@@ -3,18 +3,23 @@ gradient estimates for discrete latent variable models") and RELAX (Grathwohl, C
 Duvenaud 2018, "Backpropagation through the Void: Optimizing control variates for black-box
 gradient estimation").
 
-Both are score-function estimators with a control variate ``c`` evaluated at relaxed inputs, and
-unbiased for any f, differentiable or not. With ``z = logits + G`` (G ~ Gumbel(0, 1)), the sample
-``b = one_hot(argmax z)`` and ``z~`` a draw of z given b (the conditional Gumbels of Gumbel-Rao,
-reparameterized as functions of the logits, Tucker et al. 2017 appendix):
+Both are score-function estimators with a control variate ``c`` evaluated at relaxed inputs,
+unbiased whether f is differentiable or not, as long as ``c`` is continuous in z (below). With
+``z = logits + G`` (G ~ Gumbel(0, 1)), the sample ``b = one_hot(argmax z)`` and ``z~`` a draw of
+z given b (the conditional Gumbels of Gumbel-Rao, reparameterized as functions of the logits as
+Tucker et al. 2017 do):
 
     gradient = (f(b) - c(z~)) grad log p(b) + grad c(z) - grad c(z~)
 
-(Grathwohl et al. 2018, eq. 8; Tucker et al. 2017, eq. 5 with ``c = eta f(softmax(z / lambda))``).
+(Grathwohl et al. 2018's discrete RELAX estimator; Tucker et al. 2017's REBAR is the case
+``c = eta f(softmax(z / lambda))``).
 The last two terms have the same expectation as the part of the first that ``c(z~)`` subtracts, so
 every choice of ``c`` keeps the estimator unbiased, and ``c`` can be tuned to lower its variance.
 
-``rebar``: ``c(z) = eta * f(softmax(z / temperature))``; f must accept relaxed (soft) samples.
+``rebar``: ``c(z) = eta * f(softmax(z / temperature))``; f must accept relaxed (soft) samples,
+and be continuous there for ``grad c`` to be the gradient of ``E[c]`` (the reparameterization
+trick): a kink such as ``abs`` is fine, a jump such as ``floor`` biases it (tests/test_rebar.py
+shows both). For such f, use ``relax`` with ``eta=0``.
 ``relax``: ``c(z) = eta * f(softmax(z / temperature)) + surrogate(z)``, with ``surrogate`` a
 learned module (the paper's ``r_rho``; it receives the perturbed logits ``z``, shape
 ``(n, *logits.shape)`` with ``-inf`` at masked categories, and returns f's shape). With ``eta=0``
@@ -34,10 +39,10 @@ import math
 
 import torch
 
-from .._ops import expand_samples, one_hot, upcast
+from .._ops import expand_samples, one_hot, shifted_to, upcast
 from ..noise import conditional_gumbel, gumbel_noise
 from .base import Estimator, evaluate, sample_log_prob, score_surrogate
-from .options import Option, optional_callable, real, scale
+from .options import Option, optional_callable, optional_temperature, real
 
 
 def conditional_perturbation(
@@ -56,11 +61,10 @@ def conditional_perturbation(
     masked = torch.isneginf(logits)
     safe = logits.masked_fill(masked, 0.0)  # finite everywhere, so no NaN reaches the gradient
     top_value = values.gather(dim, at)
-    top = logits.logsumexp(dim, keepdim=True)
-    top = top + (top_value - top).detach()
+    top = shifted_to(logits.logsumexp(dim, keepdim=True), top_value)
     free = values - torch.log(-torch.expm1(values - top_value))  # logits_i + G_i
     free = torch.where(masked | chosen, safe.detach(), free)
-    others = -torch.logaddexp(-top, -(safe + (free - safe).detach()))
+    others = -torch.logaddexp(-top, -shifted_to(safe, free))
     others = torch.where(masked, -math.inf, others)
     return others.scatter(dim, at, top)
 
@@ -72,11 +76,12 @@ class Relax(Estimator):
     noise = "gumbel"
     pathwise = False
     reference = "Grathwohl, Choi, Wu, Roeder and Duvenaud 2018"
-    gradient = "score function, learned control variate (`surrogate`, `eta`, `temperature`)"
+    gradient = ("score function, learned control variate `surrogate` (+ rebar's), tuned by "
+                "`gk.variance_step`")
     option_specs = (
         Option("eta", 1.0, real, "weight of f(softmax(z / temperature)) in the control variate",
                learnable=True),
-        Option("temperature", None, scale,
+        Option("temperature", None, optional_temperature,
                "temperature of the relaxed sample in the control variate (default: the call's "
                "tau)", learnable=True),
         Option("surrogate", None, optional_callable,
@@ -125,7 +130,8 @@ class Rebar(Relax):
 
     name = "rebar"
     reference = "Tucker, Mnih, Maddison, Lawson and Sohl-Dickstein 2017"
-    gradient = "score function, control variate η f(softmax(z/λ)) (`eta`, `temperature`)"
+    gradient = ("score function, control variate η f(softmax(z/λ)), `eta` and `temperature` "
+                "tuned by `gk.variance_step`")
     option_specs = Relax.option_specs[:2]
 
 

@@ -67,7 +67,7 @@ class StraightThroughGumbel(GumbelSoftmax):
     forward = "one-hot"
     reference = "Jang, Gu and Poole 2017"
     gradient = "of the `gs` sample"
-    advised_tau = "τ < 1 (Jang et al. 2017)"
+    advised_tau = "τ annealed from 1 to 0.5 (Jang et al. 2017)"
     hard = True
 
 

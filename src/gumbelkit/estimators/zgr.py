@@ -12,7 +12,8 @@ It is the gradient of the surrogate ``(p + stop_gradient(D - p) log p_D) / 2``, 
 ``d log p_D / d logits = D - p``. There is no temperature (the call's ``tau`` is not used).
 Since ``E[(D - p)(D - p)^T] = Cov(D) = J(p)`` it is unbiased for linear f, and Shekhovtsov (2023)
 shows it exactly unbiased for quadratic f (over several independent categoricals too); for other
-f it is biased.
+f it is biased. Expanding both formulas for a one-hot D shows that it is also ``reinmax`` at
+``tau = 1`` (Liu et al. 2023): ``2 J((D + p) / 2) - J(p) / 2`` is the same matrix.
 """
 
 from __future__ import annotations
