@@ -91,3 +91,14 @@ def test_defaults_are_st_gs(tau):
 def test_bad_temperatures_are_rejected(option, bad):
     with pytest.raises(ValueError, match=option):
         gk.sample(torch.zeros(2, 3), "dst-gs", **{option: bad})
+
+
+def test_small_tau_forward_is_argmax_st():
+    # As tau_forward -> 0 the noise vanishes: at 1e-9 (Gumbels here are at most ~40 in float64)
+    # the sample is the mode and the gradient argmax-st's, J(softmax(theta / tau_b)) g / tau_b,
+    # to 1e-6 relative.
+    f = make_f(3, 4)
+    D, grad = per_row_gradients(FORMULA_THETA, "dst-gs", 0.8, 64, 46, f, tau_forward=1e-9)
+    D_ref, grad_ref = per_row_gradients(FORMULA_THETA, "argmax-st", 0.8, 64, 46, f)
+    assert torch.equal(D, D_ref)
+    torch.testing.assert_close(grad, grad_ref, rtol=1e-6, atol=1e-9)
