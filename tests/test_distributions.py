@@ -264,3 +264,65 @@ def test_sample_with_generator_law():
     x = d.sample((20_000,), generator=torch.Generator().manual_seed(13))
     _assert_one_hot(x)
     assert_law(x.sum(0), torch.softmax(LOGITS, -1))
+
+
+# --------------------------------------------------------------------------------------------
+# torch.distributions conventions: support, value validation (issue 11, item 6)
+
+
+def test_support_is_one_hot_like_torch_one_hot_categorical():
+    d = GumbelSoftmax(logits=BATCH_LOGITS)
+    assert d.support is OneHotCategorical.support
+    with torch.random.fork_rng():
+        torch.manual_seed(10)
+        x = d.sample((50,))
+        h = GumbelSoftmax(logits=BATCH_LOGITS, estimator="gr").rsample((50,))
+    assert d.support.check(x).all() and d.support.check(h.detach()).all()
+
+
+BAD_VALUES = {
+    "nan": torch.tensor([[float("nan"), 0.0, 1.0], [0.0, 1.0, 0.0]], dtype=torch.float64),
+    "not one-hot": torch.tensor([[0.5, 0.5, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64),
+    "two ones": torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_VALUES))
+def test_log_prob_rejects_values_off_the_support(kind):
+    d = GumbelSoftmax(logits=BATCH_LOGITS, validate_args=True)
+    with pytest.raises(ValueError, match="one-hot"):
+        d.log_prob(BAD_VALUES[kind])
+
+
+@pytest.mark.parametrize("shape", [(2, 4), (4,), (3, 3)])
+def test_log_prob_rejects_a_value_of_the_wrong_shape(shape):
+    # last dimension not the 3 categories, or a batch shape (3,) that does not broadcast with (2,)
+    d = GumbelSoftmax(logits=BATCH_LOGITS, validate_args=True)
+    value = torch.zeros(shape, dtype=torch.float64)
+    value[..., 0] = 1.0
+    with pytest.raises(ValueError, match="batch shape"):
+        d.log_prob(value)
+
+
+def test_log_prob_without_validation_does_not_check():
+    # validate_args=False skips the check (for speed, as torch does): a number comes back
+    d = GumbelSoftmax(logits=BATCH_LOGITS, validate_args=False)
+    assert d.log_prob(BAD_VALUES["not one-hot"]).shape == (2,)
+
+
+def test_log_prob_accepts_broadcasting_one_hot_values():
+    d = GumbelSoftmax(logits=BATCH_LOGITS, validate_args=True)
+    value = torch.eye(3, dtype=torch.float64).unsqueeze(1)  # (3, 1, 3) against batch (2,)
+    ref = OneHotCategorical(logits=BATCH_LOGITS, validate_args=True)
+    torch.testing.assert_close(d.log_prob(value), ref.log_prob(value), rtol=1e-12, atol=1e-12)
+
+
+def test_relaxed_log_prob_checks_the_simplex():
+    d = GumbelSoftmax(logits=BATCH_LOGITS, tau=0.5, validate_args=True)
+    y = gk.gumbel_softmax(BATCH_LOGITS, 0.5, generator=torch.Generator().manual_seed(11))
+    assert torch.isfinite(d.relaxed_log_prob(y)).all()
+    for bad in (y * 2, y.masked_fill(y > 0.5, float("nan")), -y):
+        with pytest.raises(ValueError, match="simplex"):
+            d.relaxed_log_prob(bad)
+    with pytest.raises(ValueError, match="categories"):
+        d.relaxed_log_prob(y[..., :2])

@@ -10,6 +10,8 @@ The gradient formulas below are written from the papers, independently of src/: 
                                         pi0 = softmax(theta), pi1 = (D + softmax(theta / tau)) / 2
 - gst (Fan et al. 2022, gap option):    J(softmax(theta~ / tau)) g / tau, with m = max theta,
                                         theta~ = m at D and min(theta_i, m - gap) elsewhere
+- zgr (Shekhovtsov 2023):               (J(p) g + (D - p) <D - p, g>) / 2, p = softmax(theta),
+                                        no temperature
 - st-gs (Jang et al. 2017):             J(softmax((theta + G) / tau)) g / tau, same G as D
 - gs:                                   d f(softmax((theta + G) / tau)) / d theta
 
@@ -30,10 +32,12 @@ from .stats import ALPHA, Z_TOL, assert_law, assert_mean_close, chisquare_pvalue
 
 F64 = torch.float64
 NEG_INF = float("-inf")
-HARD = ["st", "st-gs", "gr", "gst", "reinmax"]
-SCORE = ["reinforce", "rloo"]
+# pathwise estimators whose one-hot samples follow softmax(logits) (at their default options)
+HARD = [name for name, est in gk.ESTIMATORS.items() if est.pathwise and est.forward == "one-hot"]
+SCORE = [name for name, est in gk.ESTIMATORS.items() if not est.pathwise]
 DESIGN_NAMES = {
     "softmax", "argmax-st", "gs", "st-gs", "st", "gr", "gst", "reinmax", "reinforce", "rloo",
+    "zgr", "dst-gs", "rebar", "relax",
 }
 
 
@@ -65,11 +69,17 @@ def gst_formula(theta, D, g, tau, gap=1.0):
     return jvp(torch.softmax(tilde / tau, -1), g) / tau
 
 
+def zgr_formula(theta, D, g, tau):
+    p = torch.softmax(theta, -1)
+    return (jvp(p, g) + (D - p) * ((D - p) * g).sum(-1, keepdim=True)) / 2
+
+
 FORMULAS = {
     "argmax-st": st_formula,
     "st": st_formula,
     "reinmax": reinmax_formula,
     "gst": gst_formula,
+    "zgr": zgr_formula,
 }
 
 
@@ -187,7 +197,7 @@ def test_score_function_samples_follow_softmax(name):
         return s.sum((1, 2))
 
     gk.expectation(f, base, name, n_samples=20_000, generator=gen(400))
-    (s,) = seen
+    s = seen[0]  # rebar and relax then evaluate f at relaxed samples (their control variate)
     assert s.shape == (20_000, 2, 3)
     assert_one_hot(s)
     probs = torch.softmax(base, -1)
@@ -213,7 +223,7 @@ FORMULA_THETA = torch.tensor(
 
 
 @pytest.mark.parametrize("tau", [0.3, 1.0, 2.5])
-@pytest.mark.parametrize("name", ["argmax-st", "st", "reinmax", "gst"])
+@pytest.mark.parametrize("name", list(FORMULAS))
 def test_gradient_is_paper_formula_per_sample(name, tau):
     # Per sample D (read from the forward value), autograd of f(sample) must equal the formula at
     # (theta, D, g(D)) up to float64 rounding (rtol 1e-9). 64 rows x 3 seeds cover many D.
@@ -240,7 +250,7 @@ def test_gst_gradient_formula_with_gap_option(gap):
         torch.testing.assert_close(grad, expected, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["argmax-st", "st", "reinmax", "gst", "st-gs"])
+@pytest.mark.parametrize("name", [*FORMULAS, "st-gs"])
 def test_gradient_formula_dim0_layout(name):
     # Categories along dim 0: logits (K, L). The formula is applied to the transposed layout.
     f = make_f(3, 4)
@@ -318,7 +328,7 @@ def test_enumeration_matches_exact_expectation():
 
 
 @pytest.mark.parametrize("tau", [0.5, 2.0])
-@pytest.mark.parametrize("name", ["argmax-st", "st", "reinmax", "gst"])
+@pytest.mark.parametrize("name", list(FORMULAS))
 def test_expected_gradient_is_formula_summed_over_configurations(name, tau):
     # E[grad] = sum_D p(D) formula(D) (argmax-st: p is a point mass at the mode). The mean of
     # R = 40,000 independent gradient draws must lie within Z_TOL standard errors of it.
@@ -434,7 +444,7 @@ def test_gr_is_exact_one_hot_and_reproducible():
 
 def test_estimators_registry_has_the_design_names():
     assert set(gk.ESTIMATORS) == DESIGN_NAMES
-    assert len(gk.ESTIMATORS) == 10
+    assert len(gk.ESTIMATORS) == 14
 
 
 @pytest.mark.parametrize("k", [0, -1, 2.5, "3", None, True])
@@ -457,7 +467,10 @@ def test_gst_option_gap_must_be_positive(gap):
 @pytest.mark.parametrize(
     "name,option,accepted",
     [("gr", "gap", ["k"]), ("gst", "k", ["gap"]), ("reinforce", "k", ["baseline"]),
-     ("st", "k", ["none"]), ("rloo", "baseline", ["none"])],
+     ("st", "k", ["none"]), ("rloo", "baseline", ["none"]), ("zgr", "k", ["none"]),
+     ("dst-gs", "tau_f", ["tau_backward", "tau_forward"]),
+     ("rebar", "surrogate", ["eta", "temperature"]),
+     ("relax", "k", ["eta", "surrogate", "temperature"])],
 )
 def test_unknown_option_names_accepted_options(name, option, accepted):
     call = (

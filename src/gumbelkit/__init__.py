@@ -10,12 +10,14 @@ from .estimators.subsets import SUBSET_ESTIMATORS, sample_subset, subset_expecta
 from .expectation import expectation, sample
 from .noise import conditional_gumbel, gumbel_noise
 from .sampling import gumbel_max, gumbel_softmax, gumbel_topk, relaxed_bernoulli, softmax_t
+from .variance import VarianceStep, variance_step
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ESTIMATORS",
     "SUBSET_ESTIMATORS",
+    "VarianceStep",
     "bernoulli",
     "conditional_gumbel",
     "distributions",
@@ -34,4 +36,5 @@ __all__ = [
     "softmax_t",
     "subset_expectation",
     "validation_enabled",
+    "variance_step",
 ]

@@ -83,6 +83,35 @@ def format_table(rows: Iterable[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def estimator_options(names: Sequence[str], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Each estimator's options for ``compare``, from the registry's option specs: a flag of the
+    same name (``--k``) sets that option of every estimator taking it, ``--option NAME.OPT=VALUE``
+    one estimator's (parsed as the spec says); the others keep their defaults."""
+    given = vars(args)
+    options: dict[str, dict[str, Any]] = {name: {} for name in names}
+    for name in names:
+        for spec in ESTIMATORS[name].option_specs:
+            if spec.parse is not None and given.get(spec.name) is not None:
+                options[name][spec.name] = given[spec.name]
+    for item in args.option or ():
+        key, sep, text = item.partition("=")
+        name, dot, option = key.strip().rpartition(".")
+        specs = {spec.name: spec for spec in ESTIMATORS[name].option_specs} \
+            if name in ESTIMATORS else {}
+        if not (sep and dot) or option not in specs or specs[option].parse is None:
+            settable = ", ".join(f"{n}.{spec.name}" for n, est in ESTIMATORS.items()
+                                 for spec in est.option_specs if spec.parse is not None)
+            raise ValueError(f"--option {item!r}: expected ESTIMATOR.OPTION=VALUE, one of "
+                             f"{settable}")
+        if name not in options:
+            raise ValueError(f"--option {item!r}: {name!r} is not among the estimators compared")
+        try:
+            options[name][option] = specs[option].parse(text.strip())
+        except ValueError as error:
+            raise ValueError(f"--option {item!r}: {error}") from None
+    return options
+
+
 def compare_command(args: argparse.Namespace) -> int:
     problem = make_problem(args.problem, seed=args.seed, power=args.power)
     if isinstance(problem, SubsetProblem | BernoulliProblem):
@@ -92,17 +121,30 @@ def compare_command(args: argparse.Namespace) -> int:
         if name not in ESTIMATORS:
             raise SystemExit(f"unknown estimator {name!r}; known: {', '.join(ESTIMATORS)}")
     generator = torch.Generator().manual_seed(args.seed)
-    options = {"gr": {"k": args.k}, "gst": {"gap": args.gap}}
+    options = estimator_options(names, args)
     rows = []
     for name in progress(names, "estimators"):
-        n_samples = max(args.samples, 2) if name == "rloo" else args.samples
+        n_samples = max(args.samples, ESTIMATORS[name].min_samples)
         rows += exact.compare(problem.f, problem.logits, [name], n_draws=args.draws,
                               tau=args.tau, n_samples=n_samples, generator=generator,
                               options=options)
     gradient = exact.exact_gradient(problem.f, problem.logits)
+    at_least = "".join(f", {name}: at least {ESTIMATORS[name].min_samples}" for name in names
+                       if ESTIMATORS[name].min_samples > args.samples)
+    settings = ", ".join(f"{name} {option} = {value:g}" if isinstance(value, float)
+                         else f"{name} {option} = {value}"
+                         for name in names for option, value in
+                         ESTIMATORS[name].check_options(options[name]).items()
+                         if value is not None and not callable(value))
+    no_tau = ", ".join(name for name in names if not ESTIMATORS[name].uses_tau)
     print(f"problem: {problem.name}: {problem.description}")
-    print(f"tau = {args.tau:g}, {args.draws} draws of each estimate, n_samples = {args.samples} "
-          f"(rloo: at least 2), seed {args.seed}, gr k = {args.k}, gst gap = {args.gap:g}")
+    print(f"tau = {args.tau:g}" + (f" (not used by {no_tau})" if no_tau else "")
+          + f", {args.draws} draws of each estimate, n_samples = {args.samples}{at_least}, "
+          f"seed {args.seed}" + (f", {settings}" if settings else ""))
+    advised = "; ".join(f"{name}: {ESTIMATORS[name].advised_tau}" for name in names
+                        if ESTIMATORS[name].advised_tau)
+    if advised:
+        print(f"advised tau: {advised}")
     print(f"exact gradient norm: {float(gradient.norm()):.4g}\n")
     print(format_table(rows))
     print("\nbias: ||mean estimate - exact gradient||; bias_se: its Monte Carlo noise floor "
@@ -340,7 +382,14 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--samples", type=int, default=1,
                          help="samples per estimate (n_samples; rloo uses at least 2)")
     compare.add_argument("--estimators", default="",
-                         help="comma-separated names (default: all of gk.ESTIMATORS)")
+                         help="comma-separated names (default: all of gk.ESTIMATORS: "
+                         f"{','.join(ESTIMATORS)})")
+    compare.add_argument("--option", action="append", metavar="ESTIMATOR.OPTION=VALUE",
+                         help="an estimator's option, e.g. gr.k=20 (repeatable): " + "; ".join(
+                             f"{name}.{spec.name}: {spec.help}"
+                             + ("" if spec.default is None else f" (default {spec.default})")
+                             for name, est in ESTIMATORS.items() for spec in est.option_specs
+                             if spec.parse is not None))
     compare.add_argument("--power", type=float, default=2.0, help="p of the poly problem")
     compare.add_argument("--k", type=int, default=10, help="gr: conditional samples")
     compare.add_argument("--gap", type=float, default=1.0, help="gst: gap")

@@ -1,11 +1,29 @@
 """``GumbelSoftmax``: a ``torch.distributions.Distribution`` over one-hot categories.
 
-``sample`` draws exact one-hot categories; ``rsample`` returns the chosen estimator's differentiable
-sample; ``log_prob`` is the categorical log-probability of a one-hot value; ``relaxed_log_prob`` is
-the density of a relaxed value under the Concrete distribution (Maddison, Mnih and Teh 2017, eq. 3):
+Two paths, side by side:
 
-    log p(y) = log((K-1)!) + (K-1) log tau + sum_k (log pi_k - (tau+1) log y_k)
-               - K logsumexp_k (log pi_k - tau log y_k).
+- hard (the distribution's own law, Categorical(softmax(logits)) over one-hot vectors, its
+  ``support`` ``constraints.one_hot`` as in torch's ``OneHotCategorical``): ``sample()`` draws
+  exact one-hot categories, and so does ``rsample()`` with a hard estimator (``st-gs``, ``gr``,
+  ...), with that estimator's gradient; ``log_prob(value)`` is the categorical
+  log-probability ``log softmax(logits)[c]`` of a one-hot ``value`` selecting c;
+- relaxed: ``rsample()`` with a soft estimator (``gs``) returns a point of the simplex,
+  Concrete(probs, tau) distributed; ``relaxed_log_prob(value)`` is its density (Maddison, Mnih and
+  Teh 2017, eq. 3):
+
+      log p(y) = log((K-1)!) + (K-1) log tau + sum_k (log pi_k - (tau+1) log y_k)
+                 - K logsumexp_k (log pi_k - tau log y_k).
+
+While argument validation is on (``validate_args``, by default torch's
+``Distribution.set_default_validate_args``), ``log_prob`` raises ValueError for a value that is not
+one-hot (NaN included) or whose shape does not end in the event shape and broadcast with the batch
+shape, and ``relaxed_log_prob`` for a value off the simplex.
+
+How this differs from pyro: ``pyro.distributions.RelaxedOneHotCategoricalStraightThrough.rsample``
+also returns one-hot values, but its ``log_prob`` evaluates the *relaxed* (Concrete) density at the
+soft sample hidden behind the one-hot value. Here ``log_prob`` of a one-hot value is always the
+categorical log-probability of that category, whichever estimator drew it; the Concrete density is
+``relaxed_log_prob``, for relaxed values.
 """
 
 from __future__ import annotations
@@ -34,7 +52,7 @@ class GumbelSoftmax(Distribution):
     """
 
     arg_constraints: dict[str, constraints.Constraint] = {}  # checked by gumbelkit's validation
-    support = constraints.simplex
+    support = constraints.one_hot
     has_rsample = True
 
     def __init__(
@@ -103,14 +121,44 @@ class GumbelSoftmax(Distribution):
             logits = self._expanded(sample_shape)
             return one_hot(sample_index(logits, -1, generator), logits, -1)
 
+    def _check_value(self, value: torch.Tensor, support: constraints.Constraint,
+                     advice: str) -> None:
+        """ValueError, while validation is on, for a value of the wrong shape or off ``support``."""
+        if not self._validate_args:
+            return
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"value must be a tensor, got {type(value).__name__}")
+        shape = tuple(value.shape)
+        fits = shape[-1:] == tuple(self.event_shape)
+        if fits:
+            try:
+                torch.broadcast_shapes(value.shape[:-1], self.batch_shape)
+            except RuntimeError:
+                fits = False
+        if not fits:
+            raise ValueError(
+                f"value of shape {shape} does not fit the distribution: its last dimension must "
+                f"be the {self.event_shape[0]} categories and the others must broadcast with the "
+                f"batch shape {tuple(self.batch_shape)}"
+            )
+        if not support.check(value).all():
+            raise ValueError(f"value is not in the support {support} (NaN or another value "
+                             f"outside it): {advice}")
+
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         """log softmax(logits)[c] for a one-hot ``value`` selecting c."""
+        self._check_value(value, constraints.one_hot,
+                          "log_prob takes one-hot values, as sample() and hard estimators' "
+                          "rsample() return; for a relaxed value use relaxed_log_prob")
         logits, value = torch.broadcast_tensors(self.logits, value)
         # select before multiplying: 0 * -inf would put NaN into the gradient through value
         return (value * torch.where(value != 0, logits, 0.0)).sum(-1)
 
     def relaxed_log_prob(self, value: torch.Tensor) -> torch.Tensor:
         """Log-density of a point ``value`` of the open simplex under Concrete(probs, tau)."""
+        self._check_value(value, constraints.simplex,
+                          "relaxed_log_prob takes points of the simplex (non-negative, summing "
+                          "to 1), as the gs estimator's rsample() returns")
         tau = check_tau(self.tau)
         k = self.logits.shape[-1]
         log_y = value.log()

@@ -1,4 +1,8 @@
-"""The estimators, one module per family, and the registry ``ESTIMATORS`` (name -> estimator)."""
+"""The estimators, one module per family, and the registry ``ESTIMATORS`` (name -> estimator).
+
+Each estimator carries its metadata (see :class:`~gumbelkit.estimators.base.Estimator`): adding
+one is its module and one line below.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,10 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from .base import Estimator, PathwiseEstimator, ScoreFunctionEstimator
+from .decoupled import DecoupledStraightThroughGumbel
 from .gumbel_rao import GumbelRao
+from .options import Option
+from .rebar import Rebar, Relax
 from .reinmax import ReinMax
 from .relaxed import GumbelSoftmax, Softmax
 from .score_function import LeaveOneOut, Reinforce
@@ -16,10 +23,12 @@ from .straight_through import (
     StraightThrough,
     StraightThroughGumbel,
 )
+from .zgr import ZGR
 
 __all__ = [
     "ESTIMATORS",
     "Estimator",
+    "Option",
     "PathwiseEstimator",
     "ScoreFunctionEstimator",
     "get_estimator",
@@ -33,12 +42,16 @@ ESTIMATORS: Mapping[str, Estimator] = MappingProxyType(
             ArgmaxStraightThrough(),
             GumbelSoftmax(),
             StraightThroughGumbel(),
+            DecoupledStraightThroughGumbel(),
             StraightThrough(),
             GumbelRao(),
+            ZGR(),
             GappedStraightThrough(),
             ReinMax(),
             Reinforce(),
             LeaveOneOut(),
+            Rebar(),
+            Relax(),
         )
     }
 )

@@ -20,6 +20,7 @@ import torch
 
 from .._ops import expand_samples, one_hot, upcast
 from ..sampling import sample_index
+from .options import Option
 
 ObjectiveFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -49,29 +50,63 @@ def evaluate(
 
 
 class Estimator(ABC):
-    """A gradient estimator for categorical variables. Subclasses set the class attributes."""
+    """A gradient estimator for categorical variables. Subclasses set the class attributes.
+
+    The class attributes are the estimator's metadata, read by the README's table, ``gumbelkit
+    compare``, the lab and the benchmarks instead of lists kept by hand:
+
+    - ``forward``: what the forward value is: ``"soft"`` (a point of the simplex), ``"one-hot"``
+      (a sampled category) or ``"mode"`` (the one-hot argmax of the logits);
+    - ``noise``: ``"none"``, ``"gumbel"`` (Gumbel perturbations the gradient uses) or
+      ``"sampling"`` (only the sampled category is used);
+    - ``pathwise``: whether :func:`gumbelkit.sample` gives a differentiable sample (score-function
+      estimators work through :func:`gumbelkit.expectation` only);
+    - ``reference``: the paper, ``gradient``: the gradient in a few words;
+    - ``option_specs``: its options (:class:`~gumbelkit.estimators.options.Option`: default,
+      check, help), ``min_samples``: the least ``n_samples`` it takes;
+    - ``uses_tau``: whether the call's ``tau`` changes anything, ``advised_tau``: the temperature
+      its authors advise, where they do.
+    """
 
     name: ClassVar[str]
-    noise: ClassVar[str]  # "none", "gumbel" or "sampling"
+    forward: ClassVar[str] = "one-hot"
+    noise: ClassVar[str]
     pathwise: ClassVar[bool]
+    reference: ClassVar[str]
+    gradient: ClassVar[str]
     min_samples: ClassVar[int] = 1
-    defaults: ClassVar[Mapping[str, Any]] = {}
+    option_specs: ClassVar[tuple[Option, ...]] = ()
+    uses_tau: ClassVar[bool] = True
+    advised_tau: ClassVar[str] = ""
+
+    @property
+    def citation(self) -> str:
+        """``reference`` as cited in the README: three or more authors become "First et al."."""
+        short = []
+        for work in self.reference.split("; "):
+            authors, _, year = work.rpartition(" ")
+            if "," in authors:
+                authors = authors.split(",")[0] + " et al."
+            short.append(f"{authors} {year}".strip())
+        return "; ".join(short)
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """Each option's default value."""
+        return {spec.name: spec.default for spec in self.option_specs}
 
     def check_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """Fill in defaults; reject options this estimator does not take, or bad values."""
-        unknown = sorted(set(options) - set(self.defaults))
+        specs = {spec.name: spec for spec in self.option_specs}
+        unknown = sorted(set(options) - set(specs))
         if unknown:
-            accepted = ", ".join(sorted(self.defaults)) or "none"
+            accepted = ", ".join(sorted(specs)) or "none"
             raise ValueError(
                 f"estimator {self.name!r} takes no option {', '.join(map(repr, unknown))}; "
                 f"options it accepts: {accepted}"
             )
-        resolved = {**self.defaults, **options}
-        self.validate_options(resolved)
-        return resolved
-
-    def validate_options(self, options: dict[str, Any]) -> None:  # noqa: B027 (optional hook)
-        """Raise ValueError for a bad option value (only estimators with options override it)."""
+        return {name: spec.check(options.get(name, spec.default), f"{self.name} option {name}")
+                for name, spec in specs.items()}
 
     @abstractmethod
     def expectation(
@@ -137,10 +172,28 @@ class ScoreFunctionEstimator(Estimator):
         index = sample_index(batch, dim + 1, generator)
         samples = one_hot(index, batch, dim + 1)
         values = evaluate(f, samples.to(logits.dtype), logits, dim)
-        log_p = torch.log_softmax(x, dim).unsqueeze(0).expand_as(batch)
-        log_p = log_p.gather(dim + 1, index.unsqueeze(dim + 1)).squeeze(dim + 1)
-        # sum the categoricals' log-probabilities within each row, or over the whole sample
-        rows = values.shape
-        log_p = log_p.reshape(*rows, math.prod(log_p.shape[len(rows):])).sum(-1)
-        weights = self.advantages(values.detach(), **options).to(log_p.dtype)
-        return (values + (weights * (log_p - log_p.detach())).to(values.dtype)).mean(0)
+        log_p = sample_log_prob(x, index, values.shape, dim)
+        weights = self.advantages(values.detach(), **options)
+        return score_surrogate(values, weights, log_p).mean(0)
+
+
+def sample_log_prob(
+    logits: torch.Tensor, index: torch.Tensor, rows: torch.Size, dim: int
+) -> torch.Tensor:
+    """log p of each sample, shape ``rows``: ``(n,)`` for the whole sample, ``(n, B)`` per row.
+
+    ``index`` (``(n, *logits.shape)`` without the category dimension ``dim + 1``) holds sampled
+    categories of Categorical(softmax(logits)); their log-probabilities are summed within each
+    sample, or within each row along the first dimension of ``logits``.
+    """
+    log_p = torch.log_softmax(logits, dim).unsqueeze(0).expand(index.shape[0], *logits.shape)
+    log_p = log_p.gather(dim + 1, index.unsqueeze(dim + 1)).squeeze(dim + 1)
+    return log_p.reshape(*rows, math.prod(log_p.shape[len(rows):])).sum(-1)
+
+
+def score_surrogate(
+    values: torch.Tensor, weights: torch.Tensor, log_p: torch.Tensor
+) -> torch.Tensor:
+    """``values + weights * (log_p - stop_gradient(log_p))``: the value ``values`` exactly, and the
+    gradient ``weights * grad log_p`` to the logits (``weights`` are not differentiated there)."""
+    return values + (weights.to(log_p.dtype) * (log_p - log_p.detach())).to(values.dtype)

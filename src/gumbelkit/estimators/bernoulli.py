@@ -49,8 +49,9 @@ from .._validate import check_count, check_tau, check_tensor, validation_enabled
 from ..sampling import relaxed_bernoulli
 from ..schedules import Schedule
 from .base import Estimator, ObjectiveFn, PathwiseEstimator, evaluate
+from .options import positive
 from .score_function import LeaveOneOut, Reinforce
-from .structured import StructuredScoreFunction, check_positive, lookup
+from .structured import StructuredScoreFunction, lookup
 
 __all__ = [
     "BERNOULLI_ESTIMATORS",
@@ -230,7 +231,7 @@ def hard_concrete(
     """Hard Concrete gates ``z = min(1, max(0, sigmoid((logits + L) / beta) (zeta - gamma) +
     gamma))`` (Louizos et al. 2018), reparameterized; ``logits`` is the paper's ``log alpha``."""
     logits = check_bernoulli_logits(logits)
-    beta = check_positive(beta, "beta (the Hard Concrete temperature)")
+    beta = positive(beta, "beta (the Hard Concrete temperature)")
     gamma, zeta = _check_stretch(gamma, zeta)
     s = relaxed_bernoulli(logits, beta, generator=generator)
     return (s * (zeta - gamma) + gamma).clamp(0.0, 1.0)
@@ -242,6 +243,6 @@ def l0_penalty(
     """Expected number of non-zero Hard Concrete gates, ``sum_i sigmoid(logits_i - beta
     log(-gamma / zeta))`` (Louizos et al. 2018, eq. 12), differentiable."""
     logits = check_bernoulli_logits(logits)
-    beta = check_positive(beta, "beta (the Hard Concrete temperature)")
+    beta = positive(beta, "beta (the Hard Concrete temperature)")
     gamma, zeta = _check_stretch(gamma, zeta)
     return torch.sigmoid(upcast(logits) - beta * math.log(-gamma / zeta)).sum().to(logits.dtype)

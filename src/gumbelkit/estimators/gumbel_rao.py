@@ -17,10 +17,10 @@ from __future__ import annotations
 import torch
 
 from .._ops import one_hot, replace_gradient, shifted_to
-from .._validate import check_count
 from ..noise import conditional_gumbel
 from ..sampling import sample_index
 from .base import PathwiseEstimator
+from .options import Option, check_count
 
 
 class GumbelRao(PathwiseEstimator):
@@ -28,10 +28,9 @@ class GumbelRao(PathwiseEstimator):
 
     name = "gr"
     noise = "gumbel"
-    defaults = {"k": 10}
-
-    def validate_options(self, options):
-        check_count(options["k"], "gr option k")
+    reference = "Paulus, Maddison and Krause 2021"
+    gradient = "mean over `k` conditional Gumbels"
+    option_specs = (Option("k", 10, check_count, "conditional Gumbel draws per sample", int),)
 
     def relax(self, logits, tau, dim, generator, k):
         index = sample_index(logits, dim, generator)

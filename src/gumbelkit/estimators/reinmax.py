@@ -26,6 +26,9 @@ class ReinMax(PathwiseEstimator):
 
     name = "reinmax"
     noise = "sampling"
+    reference = "Liu, Dong, Liu, Yu and Gao 2023"
+    gradient = "second-order (Heun) straight-through"
+    advised_tau = "τ ≥ 1 (Liu et al. 2023)"
 
     def relax(self, logits, tau, dim, generator):
         sample = one_hot(sample_index(logits, dim, generator), logits, dim)

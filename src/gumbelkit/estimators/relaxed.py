@@ -21,7 +21,10 @@ class Softmax(PathwiseEstimator):
     """``softmax(logits / tau)``: deterministic, the exact gradient of that relaxation."""
 
     name = "softmax"
+    forward = "soft"
     noise = "none"
+    reference = "the seed thread's \"softmax with temperature\""
+    gradient = "exact, of that"
 
     def relax(self, logits, tau, dim, generator):
         return torch.softmax(logits / tau, dim)
@@ -31,7 +34,10 @@ class GumbelSoftmax(PathwiseEstimator):
     """``softmax((logits + G) / tau)`` with its reparameterized gradient (Jang et al. 2017)."""
 
     name = "gs"
+    forward = "soft"
     noise = "gumbel"
+    reference = "Jang, Gu and Poole 2017; Maddison, Mnih and Teh 2017"
+    gradient = "reparameterized"
     hard = False
 
     def relax(self, logits, tau, dim, generator):

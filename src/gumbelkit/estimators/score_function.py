@@ -18,36 +18,23 @@ Neither has a differentiable sample: use them through :func:`gumbelkit.expectati
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import torch
 
 from .._ops import upcast
 from .._validate import validation_enabled
 from .base import ScoreFunctionEstimator
+from .options import Option, optional_real
 
 
 class Reinforce(ScoreFunctionEstimator):
     """REINFORCE with an optional constant baseline (Williams 1992)."""
 
     name = "reinforce"
-    defaults = {"baseline": None}
-
-    def validate_options(self, options):
-        baseline = options["baseline"]
-        if isinstance(baseline, torch.Tensor):
-            if baseline.dtype == torch.bool or baseline.is_complex():
-                raise ValueError(
-                    f"reinforce option baseline must be a real tensor, got dtype {baseline.dtype}"
-                )
-        elif isinstance(baseline, bool) or (
-                baseline is not None and not isinstance(baseline, numbers.Real)):
-            raise ValueError(
-                f"reinforce option baseline must be None, a number or a tensor, got {baseline!r}"
-            )
-        elif baseline is not None and not math.isfinite(baseline):
-            raise ValueError(f"reinforce option baseline must be finite, got {baseline}")
+    reference = "Williams 1992"
+    gradient = "score function, optional `baseline`"
+    uses_tau = False
+    option_specs = (Option("baseline", None, optional_real,
+                           "a constant subtracted from f (default none)"),)
 
     def advantages(self, values, baseline):
         if baseline is None:
@@ -85,6 +72,9 @@ class LeaveOneOut(ScoreFunctionEstimator):
     """REINFORCE with the leave-one-out baseline (Kool et al. 2019)."""
 
     name = "rloo"
+    reference = "Kool, van Hoof and Welling 2019"
+    gradient = "leave-one-out baseline, n ≥ 2"
+    uses_tau = False
     min_samples = 2
 
     def advantages(self, values):

@@ -24,13 +24,12 @@ softmax at temperature tau of those perturbed logits, the shift being held const
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from .._ops import one_hot, replace_gradient, shifted_to
 from ..sampling import sample_index
 from .base import PathwiseEstimator
+from .options import Option, positive
 from .relaxed import GumbelSoftmax
 
 
@@ -38,7 +37,10 @@ class ArgmaxStraightThrough(PathwiseEstimator):
     """``one_hot(argmax logits)`` forward, ``softmax(logits / tau)`` gradient (no noise)."""
 
     name = "argmax-st"
+    forward = "mode"
     noise = "none"
+    reference = "Bengio, Leonard and Courville 2013"
+    gradient = "of softmax(logits/τ)"
 
     def relax(self, logits, tau, dim, generator):
         soft = torch.softmax(logits / tau, dim)
@@ -50,6 +52,8 @@ class StraightThrough(PathwiseEstimator):
 
     name = "st"
     noise = "sampling"
+    reference = "Bengio, Leonard and Courville 2013"
+    gradient = "of softmax(logits/τ)"
 
     def relax(self, logits, tau, dim, generator):
         soft = torch.softmax(logits / tau, dim)
@@ -60,6 +64,10 @@ class StraightThroughGumbel(GumbelSoftmax):
     """``one_hot(argmax(logits + G))`` forward, ``softmax((logits + G) / tau)`` gradient."""
 
     name = "st-gs"
+    forward = "one-hot"
+    reference = "Jang, Gu and Poole 2017"
+    gradient = "of the `gs` sample"
+    advised_tau = "τ annealed from 1 to 0.5 (Jang et al. 2017)"
     hard = True
 
 
@@ -68,13 +76,10 @@ class GappedStraightThrough(PathwiseEstimator):
 
     name = "gst"
     noise = "sampling"
-    defaults = {"gap": 1.0}
-
-    def validate_options(self, options):
-        gap = options["gap"]
-        if isinstance(gap, bool) or not isinstance(gap, int | float) or not math.isfinite(gap) \
-                or gap <= 0:
-            raise ValueError(f"gst option gap must be a finite number > 0, got {gap!r}")
+    reference = "Fan, Chi, Rudnicky and Ramadge 2022"
+    gradient = "gapped deterministic perturbation (`gap`)"
+    option_specs = (Option("gap", 1.0, positive, "how far the sampled logit is put above the "
+                           "others"),)
 
     def relax(self, logits, tau, dim, generator, gap):
         sample = one_hot(sample_index(logits, dim, generator), logits, dim)

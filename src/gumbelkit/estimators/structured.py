@@ -13,8 +13,6 @@ unbiased for ``E[f(x)]`` (Williams 1992), with ``log p`` summed over the whole s
 
 from __future__ import annotations
 
-import math
-import numbers
 from abc import abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -39,11 +37,8 @@ class StructuredScoreFunction(Estimator):
     def __init__(self, source: ScoreFunctionEstimator) -> None:
         self.source = source
         self.name = source.name
-        self.defaults = source.defaults
+        self.option_specs = source.option_specs
         self.min_samples = source.min_samples
-
-    def validate_options(self, options: dict[str, Any]) -> None:
-        self.source.validate_options(options)
 
     @abstractmethod
     def draw(
@@ -71,11 +66,3 @@ def lookup(registry: Mapping[str, Estimator], name: str | Estimator, kind: str) 
     except (KeyError, TypeError):
         known = ", ".join(repr(n) for n in registry)
         raise ValueError(f"unknown {kind} {name!r}; known: {known}") from None
-
-
-def check_positive(value: object, name: str) -> float:
-    """A finite number > 0 (an estimator option), else ValueError naming it."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
-            or not 0 < float(value) < math.inf:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)

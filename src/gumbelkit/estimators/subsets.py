@@ -58,8 +58,9 @@ from ..kernels.reference import perturb
 from ..noise import gumbel_noise
 from ..schedules import Schedule
 from .base import ObjectiveFn, PathwiseEstimator
+from .options import Option, positive
 from .score_function import LeaveOneOut, Reinforce
-from .structured import StructuredScoreFunction, check_positive, lookup
+from .structured import StructuredScoreFunction, lookup
 
 __all__ = [
     "CONDITIONAL_POISSON",
@@ -234,10 +235,8 @@ class ImplicitMLE(PathwiseEstimator):
     name = "imle"
     noise = "gumbel"
     law = WITHOUT_REPLACEMENT
-    defaults = {"lam": 1.0}
-
-    def validate_options(self, options):
-        check_positive(options["lam"], "imle option lam")
+    option_specs = (Option("lam", 1.0, positive, "I-MLE's lambda: the size of the step along "
+                           "-df/dz that gives the target MAP state"),)
 
     def relax(self, logits, tau, dim, generator, k, lam):
         keys = logits + gumbel_noise(logits.shape, dtype=logits.dtype, device=logits.device,
