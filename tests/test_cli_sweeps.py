@@ -23,15 +23,15 @@ def test_lab_with_two_jobs_writes_what_one_job_writes(tmp_path, capsys):
 
 
 def test_set_overrides_one_field_of_one_experiment(tmp_path, capsys):
-    out = lab(tmp_path, "set", "--set", "E2.categories=3", "--set", "e2.taus=0.5,2")
+    out = lab(tmp_path, "set", "--set", "E2.categories=3,5", "--set", "e2.taus=0.5,2")
     configs = {eid: e["config"] for eid, e in
                json.loads((out / "results.json").read_text())["experiments"].items()}
-    assert configs["E2"]["categories"] == 3 and configs["E2"]["taus"] == [0.5, 2.0]
+    assert configs["E2"]["categories"] == [3, 5] and configs["E2"]["taus"] == [0.5, 2.0]
     assert configs["E8"]["categories"] == 4  # the other experiment keeps its own
     for bad, message in ((["--set", "E2.colours=3"], "has no field 'colours'"),
                          (["--set", "E42.seeds=3"], "unknown experiment"),
                          (["--set", "E2.categories"], "ID.field=value"),
-                         (["--set", "E2.categories=three"], "E2.categories=three")):
+                         (["--set", "E2.seeds=three"], "E2.seeds=three")):
         assert main(["lab", "--smoke", "--only", "E2", "--out", str(tmp_path / "bad"),
                      *bad]) == 2
         assert message in capsys.readouterr().err

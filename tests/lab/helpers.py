@@ -31,8 +31,10 @@ def run_tiny(experiment: Experiment, tmp_path: Path) -> dict:
         "a run is deterministic given its key"
     summary = experiment.summarize(config, results)
     json.dumps(to_jsonable(summary), allow_nan=False)  # results.json is strict JSON
-    verdict = experiment.verdict(summary)
-    assert isinstance(verdict, Verdict) and verdict.answer
+    verdicts = experiment.verdicts(summary)
+    assert verdicts and all(isinstance(v, Verdict) and v.answer for v in verdicts)
+    decided = [c for v in verdicts for c in (v.claims or experiment.claims)]
+    assert set(decided) == set(experiment.claims), "every claim gets a verdict"
     assert isinstance(experiment.setup(config), str)
     assert experiment.claims and all(c.quote and c.source for c in experiment.claims)
     for table in experiment.tables(summary):

@@ -44,23 +44,28 @@ def option(default: Any, help: str = "", *, keyed: bool = True) -> Any:
 
 @dataclass(frozen=True)
 class Claim:
-    """A statement an experiment tests, quoted, and who made it."""
+    """A statement an experiment tests, quoted, and who made it (``source``: the author and where
+    they wrote it); ``summary`` is the claim in one sentence, for the report's answer."""
 
     quote: str
     source: str
+    summary: str = ""
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """What the data decide of the tested claim.
+    """What the data decide of one or more of the experiment's claims.
 
-    ``answer`` is the one sentence (with numbers) that the report's opening answer quotes;
-    ``detail`` says more.
+    ``answer`` is the sentence (with numbers) that the report's opening answer quotes;
+    ``detail`` says more; ``number`` is the one measurement that decides it, for the claims
+    table; ``claims`` are the claims it decides (empty: all of the experiment's).
     """
 
     decision: Decision
     answer: str
     detail: str = ""
+    number: str = ""
+    claims: tuple[Claim, ...] = ()
 
     @property
     def label(self) -> str:
@@ -166,9 +171,15 @@ class Experiment(ABC):
         """The set-up in a paragraph: model, data, methods, budget, seeds."""
 
     def verdict(self, summary: Any) -> Verdict | None:
-        """The verdict on :attr:`claims` (None for an experiment that tests none); the same code
-        must be able to come out every way."""
+        """One verdict on all of :attr:`claims` (None for an experiment that tests none); the
+        same code must be able to come out every way."""
         return None
+
+    def verdicts(self, summary: Any) -> list[Verdict]:
+        """The verdicts, one per claim (or group of claims of one author) that the experiment
+        decides separately; by default the one :meth:`verdict`."""
+        verdict = self.verdict(summary)
+        return [] if verdict is None else [verdict]
 
     def tables(self, summary: Any) -> list[Table]:
         return []

@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 
 from .protocol import Claim, Figure, Table, Verdict
-from .statistics import Interval
+from .statistics import Decision, Interval
 
-__all__ = ["Bullets", "Document", "Paragraph", "Section", "format_cell", "markdown_blocks",
-           "markdown_table", "to_jsonable", "write_report"]
+__all__ = ["Bullets", "ClaimsTable", "Document", "Paragraph", "Section", "format_cell",
+           "markdown_blocks", "markdown_table", "meta_line", "sections_from_results",
+           "to_jsonable", "write_report"]
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
@@ -39,6 +40,11 @@ th:first-child, td:first-child { text-align: left; }
 img { max-width: 100%; }
 .holds { color: #1a7f37; } .does-not-hold { color: #cf222e; } .inconclusive { color: #9a6700; }
 .depends { color: #0969da; }
+.badge { display: inline-block; padding: 0.05rem 0.5rem; border-radius: 0.8rem; color: #fff;
+         font-size: 0.8rem; white-space: nowrap; }
+.badge.holds { background: #1a7f37; } .badge.does-not-hold { background: #cf222e; }
+.badge.inconclusive { background: #9a6700; } .badge.depends { background: #0969da; }
+table.claims td { text-align: left; vertical-align: top; }
 figcaption { font-size: 0.9rem; color: #555; }
 """
 
@@ -54,13 +60,17 @@ class Section:
     figures: list[Figure]
     config: dict[str, Any]
     summary: Any
-    verdict: Verdict | None = None
+    verdicts: list[Verdict] = field(default_factory=list)
     claims: tuple[Claim, ...] = ()
     claim_summary: str = ""
 
     @property
     def anchor(self) -> str:
         return self.id.lower()
+
+    def decided(self, verdict: Verdict) -> tuple[Claim, ...]:
+        """The claims ``verdict`` decides (all of the section's when it names none)."""
+        return verdict.claims or self.claims
 
 
 @dataclass(frozen=True)
@@ -76,7 +86,16 @@ class Bullets:
     items: list[tuple[str, str]]
 
 
-Block = Paragraph | Bullets
+@dataclass(frozen=True)
+class ClaimsTable:
+    """One row per claim: who made it, the quote, the verdict, the number that decides it, and a
+    link to the section with the evidence: ``(section id, claim, verdict)``."""
+
+    rows: list[tuple[str, Claim, Verdict]]
+
+
+Block = Paragraph | Bullets | ClaimsTable
+QUOTE_SHOWN = 220  # characters of a quote in the claims table (the section quotes it whole)
 
 
 @dataclass
@@ -117,7 +136,8 @@ def format_cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _meta_line(meta: dict[str, Any]) -> str:
+def meta_line(meta: dict[str, Any]) -> str:
+    """Where, how and how long a document's runs ran, in a sentence."""
     text = (f"Produced by `{meta.get('command', 'gumbelkit')}` on "
             f"{meta.get('machine', 'an unknown machine')}")
     if meta.get("executor"):
@@ -128,19 +148,43 @@ def _meta_line(meta: dict[str, Any]) -> str:
     return text + "."
 
 
-def _verdict_line(verdict: Verdict) -> str:
+def _verdict_line(section: Section, verdict: Verdict) -> str:
+    if verdict.claims and len(section.claims) > 1:
+        who = " and ".join(dict.fromkeys(c.source for c in verdict.claims))
+        return f"Verdict on the claim of {who}: it {verdict.decision.word}."
     return f"Verdict: the claim {verdict.decision.word}."
 
 
-def markdown_blocks(blocks: list[Block]) -> list[str]:
-    """Paragraphs and linked lists as Markdown lines."""
+def _shown(quote: str) -> str:
+    return quote if len(quote) <= QUOTE_SHOWN else quote[:QUOTE_SHOWN].rsplit(" ", 1)[0] + " …"
+
+
+def _css(decision: Decision) -> str:
+    return decision.value.replace(" ", "-")
+
+
+def markdown_blocks(blocks: list[Block], link: str = "#") -> list[str]:
+    """Paragraphs, linked lists and the claims table as Markdown lines; ``link`` prefixes the
+    anchors (another file's name, to link into it)."""
     out = []
     for block in blocks:
         if isinstance(block, Paragraph):
             out += [f"**{block.text}**" if block.strong else block.text, ""]
+        elif isinstance(block, Bullets):
+            out += [f"- [{sid}]({link}{sid.lower()}) {text}" for sid, text in block.items]
+            out.append("")
         else:
-            out += [f"- [{sid}](#{sid.lower()}) {text}" for sid, text in block.items] + [""]
+            out += ["| who | claim | verdict | deciding number | evidence |",
+                    "|---|---|---|---|---|"]
+            out += [f"| {claim.source} | {_cell(_shown(claim.quote))} | "
+                    f"**{verdict.decision.value}** | {_cell(verdict.number) or '—'} | "
+                    f"[{sid}]({link}{sid.lower()}) |" for sid, claim, verdict in block.rows]
+            out.append("")
     return out
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def render_markdown(document: Document) -> str:
@@ -150,7 +194,7 @@ def render_markdown(document: Document) -> str:
     if document.intro_heading:
         out += [f"## {document.intro_heading}", ""]
     out += markdown_blocks(document.intro)
-    out += [_meta_line(document.meta), ""]
+    out += [meta_line(document.meta), ""]
     for s in document.sections:
         out += [f'<a id="{s.anchor}"></a>', f"## {s.id}. {s.title}", ""]
         if s.claims:
@@ -163,10 +207,10 @@ def render_markdown(document: Document) -> str:
                     ""]
         for table in s.tables:
             out += [markdown_table(table), ""]
-        if s.verdict is not None:
-            out += [f"**{_verdict_line(s.verdict)}** {s.verdict.answer}", ""]
-            if s.verdict.detail:
-                out += [s.verdict.detail, ""]
+        for verdict in s.verdicts:
+            out += [f"**{_verdict_line(s, verdict)}** {verdict.answer}", ""]
+            if verdict.detail:
+                out += [verdict.detail, ""]
     return "\n".join(out)
 
 
@@ -206,11 +250,22 @@ def render_html(document: Document, figure_dir: Path) -> str:
         if isinstance(block, Paragraph):
             text = f"<strong>{esc(block.text)}</strong>" if block.strong else esc(block.text)
             out.append(f"<p>{text}</p>")
-        else:
+        elif isinstance(block, Bullets):
             out.append("<ul>" + "".join(
                 f'<li><a href="#{sid.lower()}">{esc(sid)}</a> {esc(text)}</li>'
                 for sid, text in block.items) + "</ul>")
-    out.append(f"<p>{esc(_meta_line(document.meta))}</p>")
+        else:
+            out.append('<table class="claims"><thead><tr><th>who</th><th>claim</th>'
+                       "<th>verdict</th><th>deciding number</th><th>evidence</th></tr></thead>"
+                       "<tbody>" + "".join(
+                           f'<tr class="claim"><td>{esc(claim.source)}</td>'
+                           f"<td>{esc(_shown(claim.quote))}</td>"
+                           f'<td><span class="badge {_css(verdict.decision)}">'
+                           f"{esc(verdict.decision.value)}</span></td>"
+                           f"<td>{esc(verdict.number) or '—'}</td>"
+                           f'<td><a href="#{sid.lower()}">{esc(sid)}</a></td></tr>'
+                           for sid, claim, verdict in block.rows) + "</tbody></table>")
+    out.append(f"<p>{esc(meta_line(document.meta))}</p>")
     for s in document.sections:
         out.append(f'<section id="{s.anchor}"><h2>{esc(s.id)}. {esc(s.title)}</h2>')
         if s.claims:
@@ -220,12 +275,11 @@ def render_html(document: Document, figure_dir: Path) -> str:
         out.append(f"<p><strong>Set-up.</strong> {esc(s.setup)}</p>")
         out += [_embedded_image(figure_dir / f.filename, f.caption) for f in s.figures]
         out += [_html_table(t) for t in s.tables]
-        if s.verdict is not None:
-            css = s.verdict.label.replace(" ", "-")
-            out.append(f'<p class="{css}"><strong>{esc(_verdict_line(s.verdict))}</strong> '
-                       f"{esc(s.verdict.answer)}</p>")
-            if s.verdict.detail:
-                out.append(f"<p>{esc(s.verdict.detail)}</p>")
+        for verdict in s.verdicts:
+            out.append(f'<p class="{_css(verdict.decision)}"><strong>'
+                       f"{esc(_verdict_line(s, verdict))}</strong> {esc(verdict.answer)}</p>")
+            if verdict.detail:
+                out.append(f"<p>{esc(verdict.detail)}</p>")
         out.append("</section>")
     out.append("</body></html>")
     return "\n".join(out)
@@ -235,7 +289,8 @@ def results_json(document: Document) -> dict[str, Any]:
     return to_jsonable({
         "title": document.title,
         "experiments": {s.id: {"title": s.title, "config": s.config, "summary": s.summary,
-                               "verdict": s.verdict} for s in document.sections},
+                               "claim_summary": s.claim_summary, "claims": s.claims,
+                               "verdicts": s.verdicts} for s in document.sections},
     })
 
 
@@ -261,15 +316,33 @@ def write_csv(path: Path, table: Table) -> Path:
     return path
 
 
+def sections_from_results(results: dict[str, Any]) -> list[Section]:
+    """The sections of a ``results.json`` (without their tables and figures): what a document's
+    opening blocks are built from, so that they can be rebuilt from recorded results alone."""
+    def claim(data: dict[str, Any]) -> Claim:
+        return Claim(**data)
+
+    sections = []
+    for sid, entry in results["experiments"].items():
+        verdicts = [Verdict(Decision(v["decision"]), v["answer"], v["detail"], v["number"],
+                            tuple(map(claim, v["claims"]))) for v in entry["verdicts"]]
+        sections.append(Section(sid, entry["title"], "", [], [], entry["config"],
+                                entry["summary"], verdicts, tuple(map(claim, entry["claims"])),
+                                entry["claim_summary"]))
+    return sections
+
+
 def write_report(out_dir: Path, document: Document) -> dict[str, Path]:
-    """Write report.md, report.html, results.json and tables/*.csv into ``out_dir``."""
+    """Write report.md, report.html, results.json (what the runs determine), run.json (how they
+    ran: command, machine, executor, wall time) and tables/*.csv into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"markdown": out_dir / "report.md", "html": out_dir / "report.html",
-             "results": out_dir / "results.json"}
+             "results": out_dir / "results.json", "run": out_dir / "run.json"}
     paths["markdown"].write_text(render_markdown(document))
     paths["html"].write_text(render_html(document, out_dir / "figures"))
     paths["results"].write_text(json.dumps(results_json(document), indent=2, sort_keys=True,
                                            allow_nan=False))
+    paths["run"].write_text(json.dumps(to_jsonable(document.meta), indent=2, allow_nan=False))
     tables = out_dir / "tables"
     for s in document.sections:
         for i, table in enumerate(s.tables, 1):

@@ -177,7 +177,7 @@ def _section(plan: _Plan, figure_dir: Path) -> Section:
     return Section(
         id=experiment.id, title=experiment.title, setup=experiment.setup(config),
         tables=experiment.tables(summary), figures=experiment.figures(summary, figure_dir),
-        config=config.to_dict(), summary=summary, verdict=experiment.verdict(summary),
+        config=config.to_dict(), summary=summary, verdicts=experiment.verdicts(summary),
         claims=experiment.claims, claim_summary=experiment.claim_summary,
     )
 
