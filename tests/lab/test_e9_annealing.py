@@ -51,22 +51,30 @@ def _summary(anneal_gain: float, noise_change: float) -> dict:
     }
 
 
-def test_e9_verdict_holds_when_annealing_wins_and_noise_shrinks():
-    verdict = EXPERIMENT.verdict(_summary(anneal_gain=-2.75, noise_change=-0.125))
-    assert verdict.decision is Decision.YES
-    assert "-2.75" in verdict.answer and "-0.125" in verdict.answer and "-0.18" in verdict.answer
-    assert "annealing better" in verdict.answer and "as claimed" in verdict.answer
+def verdicts(**parts):
+    """The two verdicts: answer 2's annealing claim, answer 4's noise claim."""
+    annealing, noise = EXPERIMENT.verdicts(_summary(**parts))
+    assert annealing.claims == EXPERIMENT.claims[:1] and noise.claims == EXPERIMENT.claims[1:]
+    return annealing, noise
 
 
-def test_e9_verdict_fails_when_annealing_loses_or_noise_grows():
-    worse = EXPERIMENT.verdict(_summary(anneal_gain=1.5, noise_change=-0.125))
-    assert worse.decision is Decision.NO
-    assert "annealing worse" in worse.answer and "1.5" in worse.answer
-    growing = EXPERIMENT.verdict(_summary(anneal_gain=-2.75, noise_change=0.155))
-    assert growing.decision is Decision.NO and "contrary to the claim" in growing.answer
-    assert "0.155" in growing.answer
+def test_e9_each_claim_holds_on_its_own_data():
+    annealing, noise = verdicts(anneal_gain=-2.75, noise_change=-0.125)
+    assert annealing.decision is Decision.YES and noise.decision is Decision.YES
+    assert "-2.75" in annealing.answer and "annealing better" in annealing.answer
+    assert "-0.125" in noise.answer and "-0.18" in noise.answer and "as claimed" in noise.answer
+
+
+def test_e9_claims_of_two_authors_are_not_combined():
+    annealing, noise = verdicts(anneal_gain=1.5, noise_change=-0.125)
+    assert annealing.decision is Decision.NO and noise.decision is Decision.YES
+    assert "annealing worse" in annealing.answer and "1.5" in annealing.answer
+    annealing, noise = verdicts(anneal_gain=-2.75, noise_change=0.155)
+    assert annealing.decision is Decision.YES and noise.decision is Decision.NO
+    assert "contrary to the claim" in noise.answer and "0.155" in noise.answer
 
 
 def test_e9_verdict_inconclusive_on_a_tie():
-    verdict = EXPERIMENT.verdict(_summary(anneal_gain=0.25, noise_change=-0.125))
-    assert verdict.decision is Decision.UNDECIDED and "no significant difference" in verdict.answer
+    annealing, _ = verdicts(anneal_gain=0.25, noise_change=-0.125)
+    assert annealing.decision is Decision.UNDECIDED
+    assert "no significant difference" in annealing.answer

@@ -41,6 +41,7 @@ from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Tabl
 from ..harness.statistics import Decision, mean_interval, paired_difference
 from ..workloads.bandit import Bandit, BatchedCritics
 
+NEAR_ONE_HOT = 0.05  # inputs nearer one-hot than this (1 - max_k x_k) count as one-hot
 SOFT = ("softmax", "gs")  # estimators whose actor inputs are soft; run at every tau of the grid
 HARD = ("st-gs", "reinmax")  # one-hot inputs, surrogate gradient; run at config.hard_tau
 
@@ -246,7 +247,9 @@ class ActorCritic(Experiment):
                         "critic_error": mean_interval(ref_error)},
         }
 
-    def verdict(self, summary: dict) -> Verdict:
+    def verdicts(self, summary: dict) -> list[Verdict]:
+        """Answer 3's claim with its author's comment (ejang), and Grady S's objection, each
+        decided on its own."""
         methods, margin = summary["methods"], summary["margin"]
         softmax = sorted((label for label, m in methods.items() if m["estimator"] == "softmax"),
                          key=lambda label: methods[label]["tau"])
@@ -293,13 +296,33 @@ class ActorCritic(Experiment):
             f"interval of its difference lies above -{margin:g}, and is worse when it lies below "
             "0. ejang's type mismatch (critic error at softmax-tau's soft inputs above the error "
             f"at the one-hot inputs of {', '.join(one_hot['actors'])}, paired) is measured at "
-            f"{', '.join(mismatch) if mismatch else 'no tau'}. Grady S's objection: at "
-            f"tau={methods[low]['tau']:g} softmax-tau's inputs are "
-            f"{methods[low]['softness'].format()} away from one-hot "
-            "(1 - max_k x_k), and its return difference is "
-            f"{diffs[low].format()}: near-one-hot inputs "
-            f"{'do not' if diffs[low].high < 0 else 'may'} close the gap.")
-        return Verdict(decision, answer, detail)
+            f"{', '.join(mismatch) if mismatch else 'no tau'}.")
+        near_one_hot = Decision.below(methods[low]["softness"], NEAR_ONE_HOT)
+        still_worse = (Decision.YES if diffs[low].high < 0 else Decision.NO
+                       if diffs[low].low > -margin else Decision.UNDECIDED)
+        objection = still_worse if near_one_hot is Decision.YES else Decision.UNDECIDED
+        grady = Verdict(
+            objection,
+            f"At tau={methods[low]['tau']:g} softmax-tau's inputs to the critic are "
+            f"{methods[low]['softness'].format()} away from one-hot (1 - max_k x_k; near "
+            f"one-hot: below {NEAR_ONE_HOT:g}) and its return differs from the sampling actors' "
+            f"by {diffs[low].format()}: "
+            + {Decision.YES: "near-one-hot inputs do not close the gap, so what the actor "
+                             "lacks is sampling, as the objection says",
+               Decision.NO: "near-one-hot inputs close the gap, so softness was the problem, "
+                            "not the missing samples",
+               Decision.UNDECIDED: "the data do not decide whether softness or the missing "
+                                   "samples is the problem"}[objection] + ".",
+            "The objection holds when softmax-tau's inputs at the lowest tau are near one-hot "
+            "(interval below the tolerance) and its return is still below the sampling actors' "
+            "(paired interval below 0); it fails when they are near one-hot and softmax-tau "
+            f"substitutes (interval above -{margin:g}); otherwise it is undecided.",
+            number=f"tau={methods[low]['tau']:g}: return difference {diffs[low].format()}",
+            claims=self.claims[2:])
+        return [Verdict(decision, answer, detail,
+                        number="; ".join(f"tau={methods[lb]['tau']:g}: {diffs[lb].format()}"
+                                         for lb in softmax),
+                        claims=self.claims[:2]), grady]
 
     def tables(self, summary: dict) -> list[Table]:
         rows = [[label] + [m[name].format() for name in

@@ -187,14 +187,13 @@ class AnnealingExperiment(Experiment):
                 "final_tau": config.final_tau(),
                 "estimators": estimators, "noise": noise}
 
-    def verdict(self, summary: dict) -> Verdict:
+    def verdicts(self, summary: dict) -> list[Verdict]:
+        """Answer 2's annealing claim and answer 4's noise claim, each decided on its own."""
         estimators, noise = summary["estimators"], summary["noise"]
-        diffs = {n: estimators[n]["annealed_minus_best"]
-                 for n in GUMBEL_SOFTMAX}
+        diffs = {n: estimators[n]["annealed_minus_best"] for n in GUMBEL_SOFTMAX}
         outcome = {n: Decision.below(d) for n, d in diffs.items()}  # YES: annealing better
         tau_effect = noise["low_minus_high_tau"]
         noise_holds = Decision.below(tau_effect)
-        decision = Decision.all_of([Decision.all_of(outcome.values()), noise_holds])
         trajectory = noise["end_minus_start"]
         comparisons = "; ".join(
             f"{n}: annealed minus constant tau={estimators[n]['best_constant']:g} "
@@ -202,33 +201,35 @@ class AnnealingExperiment(Experiment):
         others = "; ".join(
             f"{n} {estimators[n]['annealed_minus_best'].format(3)}"
             for n in estimators if n not in GUMBEL_SOFTMAX)
-        answer = (
+        annealing = Verdict(
+            Decision.all_of(outcome.values()),
             f"On held-out {summary['data']} images ({summary['seeds']} seeds, "
             f"{summary['steps']} steps, tau {summary['tau0']:g} -> {summary['final_tau']:.3g}), "
             f"annealing versus the best constant temperature gives {comparisons}"
-            + (f" (for reference: {others})" if others else "")
-            + ". The effect of the noise (total variation between the Gumbel-Softmax and the "
+            + (f" (for reference: {others})" if others else "") + ".",
+            "Differences are paired by seed; negative means annealing reaches a lower (better) "
+            "discrete bound. The best constant is the grid's best by mean, which favours the "
+            "constants slightly. The claim holds when annealing is significantly better than "
+            f"the best constant for {' and '.join(GUMBEL_SOFTMAX)}, fails when it is "
+            "significantly worse for one of them, and is inconclusive otherwise.",
+            number="; ".join(f"{n}: {diffs[n].format(3)} nats" for n in GUMBEL_SOFTMAX),
+            claims=self.claims[:1])
+        noise_verdict = Verdict(
+            noise_holds,
+            "The effect of the noise (total variation between the Gumbel-Softmax and the "
             f"softmax-tau code) changes by {tau_effect.format(3)} when tau is lowered from "
             f"{summary['tau0']:g} to {summary['tau_min']:g} at fixed trained logits "
             f"({_NOISE_WORDS[noise_holds]}), and by {trajectory.format(3)} from the start to the "
-            "end of annealed training, where the encoder changes too."
-        )
-        detail = (
-            "Differences are paired by seed; negative means annealing reaches a lower (better) "
-            "discrete bound. The best constant is the grid's best by mean, which favours the "
-            "constants slightly. The annealing claim (answer 2) holds when annealing is "
-            f"significantly better than the best constant for {' and '.join(GUMBEL_SOFTMAX)}, "
-            "fails when it is significantly worse for one of them, and is inconclusive otherwise. "
-            "The noise claim (answer 4) is about tau: it holds when, at the same logits, the "
-            f"effect of the noise is significantly smaller at tau={summary['tau_min']:g} than at "
-            f"tau={summary['tau0']:g}, and fails when it is significantly larger. The verdict "
-            "holds when both hold and fails when either fails. Whatever tau, the noise changes "
-            "which category wins with probability 1 - max q (here "
+            "end of annealed training, where the encoder changes too.",
+            "The claim is about tau: it holds when, at the same logits, the effect of the noise "
+            f"is significantly smaller at tau={summary['tau_min']:g} than at "
+            f"tau={summary['tau0']:g}, and fails when it is significantly larger. Whatever tau, "
+            "the noise changes which category wins with probability 1 - max q (here "
             f"{1 - noise['mean_max_q']:.3g} per latent, at the end of annealed training); as tau "
             "falls both codes approach one-hot vectors, so their total variation tends to that "
-            "probability, and as tau grows both approach the uniform vector and it tends to 0."
-        )
-        return Verdict(decision, answer, detail)
+            "probability, and as tau grows both approach the uniform vector and it tends to 0.",
+            number=f"change in TV {tau_effect.format(3)}", claims=self.claims[1:])
+        return [annealing, noise_verdict]
 
     def tables(self, summary: dict) -> list[Table]:
         rows = []
