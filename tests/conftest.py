@@ -1,5 +1,6 @@
 """Fixtures shared by the tests."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -25,3 +26,19 @@ def no_validation():
         yield
     finally:
         gk.set_validation(previous)
+
+
+@pytest.fixture(scope="session")
+def fashion_dir(tmp_path_factory):
+    """Small 8x8 Fashion-MNIST-like idx files (300 training and 40 test images): blobs of two
+    brightnesses on a dark ground, so that experiments on the data run without the package."""
+    from .workloads.test_data import _write_split
+
+    directory = tmp_path_factory.mktemp("fashion")
+    rng = np.random.default_rng(0)
+    for prefix, count in (("train", 300), ("t10k", 40)):
+        labels = rng.integers(0, 2, size=count, dtype=np.uint8)
+        images = rng.integers(0, 40, size=(count, 8, 8), dtype=np.uint8)
+        images[:, 2:6, 2:6] += np.where(labels, 200, 100).astype(np.uint8)[:, None, None]
+        _write_split(directory, prefix, images, labels, compressed=True)
+    return directory

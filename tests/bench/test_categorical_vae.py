@@ -7,7 +7,6 @@ import copy
 import csv
 import json
 
-import numpy as np
 import pytest
 import torch
 
@@ -17,9 +16,7 @@ from gumbelkit.cli import main
 from gumbelkit.harness.executors import torch_threads
 from gumbelkit.workloads import vae
 
-from ..workloads.test_data import _write_split
-
-TRAIN_IMAGES, TEST_IMAGES = 300, 40  # 3 batches of 100 per epoch
+TRAIN_IMAGES = 300  # the fashion_dir fixture's: 3 batches of 100 per epoch
 
 
 CPU = torch.device("cpu")
@@ -31,17 +28,9 @@ def _threads():
         yield
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    """Small 8x8 Fashion-MNIST-like idx files: blobs of two brightnesses on a dark ground."""
-    directory = tmp_path_factory.mktemp("fashion")
-    rng = np.random.default_rng(0)
-    for prefix, count in (("train", TRAIN_IMAGES), ("t10k", TEST_IMAGES)):
-        labels = rng.integers(0, 2, size=count, dtype=np.uint8)
-        images = rng.integers(0, 40, size=(count, 8, 8), dtype=np.uint8)
-        images[:, 2:6, 2:6] += np.where(labels, 200, 100).astype(np.uint8)[:, None, None]
-        _write_split(directory, prefix, images, labels, compressed=True)
-    return directory
+@pytest.fixture
+def data_dir(fashion_dir):
+    return fashion_dir
 
 
 def small_model(latents: int = 3, categories: int = 4, dim: int = 16) -> vae.CategoricalVAE:

@@ -12,12 +12,13 @@ from gumbelkit.harness.protocol import Experiment, Figure, Table, Verdict
 from gumbelkit.harness.report import to_jsonable
 
 
-def run_tiny(experiment: Experiment, tmp_path: Path) -> dict:
-    """Run every run of the tiny budget, then summarise, judge, tabulate and draw.
+def run_tiny(experiment: Experiment, tmp_path: Path, **overrides: object) -> dict:
+    """Run every run of the tiny budget (with ``overrides`` of its configuration), then
+    summarise, judge, tabulate and draw.
 
     Checks the shapes the report relies on and returns the summary.
     """
-    config = experiment.make_config("tiny")
+    config = experiment.make_config("tiny", **overrides)
     keys = experiment.runs(config)
     assert keys, "an experiment has at least one run"
     results = []

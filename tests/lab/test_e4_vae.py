@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import torch
-
 from gumbelkit.harness.statistics import Decision, Interval
+from gumbelkit.lab.answer import run_lab
 from gumbelkit.lab.e4_vae import EXPERIMENT
 
 from .helpers import run_tiny
@@ -12,15 +11,25 @@ from .helpers import run_tiny
 NOISY = ("gs", "st-gs", "reinmax", "gr")
 
 
-def test_e4_runs_end_to_end(tmp_path):
-    summary = run_tiny(EXPERIMENT, tmp_path)
+def test_e4_runs_end_to_end(tmp_path, fashion_dir):
+    summary = run_tiny(EXPERIMENT, tmp_path, data_dir=str(fashion_dir))
     assert set(summary["by_estimator"]) == {"softmax", *NOISY}
     assert set(summary["softmax_minus"]) == set(NOISY)
     entry = summary["by_estimator"]["gs"]
     assert {"tau", "discrete_elbo", "iw_bound", "relaxed", "kl"} <= set(entry)
     assert entry["discrete_elbo"].n == 2
     assert len(summary["generated"]["softmax"]) == 4
-    assert len(summary["generated"]["softmax"][0]) == 784 or summary["data"].startswith("scikit")
+    assert len(summary["generated"]["softmax"][0]) == 64  # the 8x8 test images
+
+
+def test_without_the_data_e4_is_reported_as_not_run(tmp_path):
+    outcome = run_lab(tmp_path, {"E4": EXPERIMENT}, budget="tiny",
+                      overrides={"data_dir": str(tmp_path / "nowhere")}, show_progress=False)
+    (section,) = outcome.sections
+    assert "dataset-fashion-mnist" in section.not_run and not section.verdicts
+    assert outcome.runs == 0
+    text = outcome.paths["markdown"].read_text()
+    assert "**Not run.**" in text and "| **not run** |" in text
 
 
 def _interval(estimate: float, half_width: float = 2.0, n: int = 4) -> Interval:
@@ -62,15 +71,3 @@ def test_e4_verdict_inconclusive_when_generation_does_not_separate():
     verdict = EXPERIMENT.verdict(_summary(elbo_gap=140.0, iw_gap=0.5))
     assert verdict.decision is Decision.UNDECIDED
     assert "not significantly worse" in verdict.answer and "0.5" in verdict.answer
-
-
-def test_e4_falls_back_to_digits_and_says_so(tmp_path, monkeypatch):
-    from gumbelkit.workloads import data
-
-    monkeypatch.setattr(data, "FASHION_MNIST_DIR", tmp_path / "absent")
-    config = EXPERIMENT.make_config("tiny")
-    result = EXPERIMENT.run(config, {"seed": 0, "estimator": "st-gs", "tau": 1.0},
-                            torch.device("cpu"))
-    assert "fallback" in result["data"] and "digits" in result["data"]
-    assert result["image_shape"] == [8, 8] and len(result["generated"][0]) == 64
-    assert "digits" in EXPERIMENT.setup(config)

@@ -10,8 +10,8 @@ from gumbelkit.lab.e9_annealing import EXPERIMENT, Config
 from .helpers import run_tiny
 
 
-def test_e9_runs_end_to_end(tmp_path):
-    summary = run_tiny(EXPERIMENT, tmp_path)
+def test_e9_runs_end_to_end(tmp_path, fashion_dir):
+    summary = run_tiny(EXPERIMENT, tmp_path, data_dir=str(fashion_dir))
     assert set(summary["estimators"]) == {"softmax", "gs", "st-gs", "reinmax"}
     gs = summary["estimators"]["gs"]
     assert set(gs["schedules"]) == {"tau=0.5", "tau=1", "annealed"}

@@ -1,4 +1,4 @@
-"""Data loaders: idx parsing (gzip and plain), shapes and scaling, missing files, the fallback."""
+"""Data loaders: idx parsing (gzip and plain), shapes and scaling, missing files (no stand-in)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def test_reads_idx_files(tmp_path, images_and_labels, compressed):
     images, labels = images_and_labels
     _write_split(tmp_path, "train", images, labels, compressed)
     loaded = data.load_fashion_mnist("train", tmp_path)
-    assert loaded.name == "Fashion-MNIST" and not loaded.fallback
+    assert loaded.name == "Fashion-MNIST"
     assert loaded.images.shape == (7, 20) and loaded.images.dtype == torch.float32
     assert loaded.labels.shape == (7,) and loaded.labels.dtype == torch.int64
     assert loaded.image_shape == (5, 4) and len(loaded) == 7
@@ -92,30 +92,12 @@ def test_bad_split():
         data.load_fashion_mnist("validation")
 
 
-def test_digits_fallback(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "FASHION_MNIST_DIR", tmp_path / "absent")
-    train, test = data.load_images("train"), data.load_images("test")
-    for split in (train, test):
-        assert split.fallback and "fallback" in split.name and "digits" in split.name
-        assert split.images.shape[1] == 64 and split.image_shape == (8, 8)
-        assert split.images.dtype == torch.float32
-        assert split.images.min() >= 0.0 and split.images.max() == 1.0
-        assert split.labels.shape == (len(split),)
-    assert len(train) + len(test) == 1797 and len(test) == 359
-
-
-def test_fallback_only_for_the_default_location(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "FASHION_MNIST_DIR", tmp_path / "absent")
-    with pytest.raises(FileNotFoundError, match="--data-dir"):
-        data.load_images("train", tmp_path / "explicit")
-    with pytest.raises(FileNotFoundError):
-        data.load_images("train", fallback=False)
-
-
 def test_explicit_directory_is_used(tmp_path, images_and_labels):
     images, labels = images_and_labels
     _write_split(tmp_path, "train", images, labels, compressed=False)
-    assert data.load_images("train", tmp_path).name == "Fashion-MNIST"
+    _write_split(tmp_path, "t10k", images[:2], labels[:2], compressed=False)
+    train, test = data.load_splits(tmp_path)
+    assert train.name == "Fashion-MNIST" and len(train) == 7 and len(test) == 2
 
 
 def test_downsampled_averages_blocks(tmp_path, images_and_labels):
@@ -140,5 +122,5 @@ def test_load_splits_follows_the_default_directory(tmp_path, monkeypatch, images
     train, test = data.load_splits()
     assert train.name == "Fashion-MNIST" and len(train) == 7 and len(test) == 2
     monkeypatch.setattr(data, "FASHION_MNIST_DIR", tmp_path / "absent")
-    train, test = data.load_splits()
-    assert train.fallback and test.fallback
+    with pytest.raises(data.DataNotFoundError, match="dataset-fashion-mnist"):
+        data.load_splits()  # no stand-in data

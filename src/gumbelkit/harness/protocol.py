@@ -153,6 +153,11 @@ class Experiment(ABC):
     def check(self, config: ExperimentConfig) -> None:  # noqa: B027 (optional hook)
         """Raise ValueError for a configuration this experiment cannot run, before any work."""
 
+    def missing(self, config: ExperimentConfig) -> str | None:
+        """Why this experiment cannot run on this machine (a data set that is not installed,
+        say), or None: the runner then reports it as not run instead of running it."""
+        return None
+
     @abstractmethod
     def runs(self, config: ExperimentConfig) -> list[RunKey]:
         """The keys of the independent runs (JSON-able dicts, e.g. ``{"seed": 0, "tau": 0.5}``)."""

@@ -44,6 +44,7 @@ img { max-width: 100%; }
          font-size: 0.8rem; white-space: nowrap; }
 .badge.holds { background: #1a7f37; } .badge.does-not-hold { background: #cf222e; }
 .badge.inconclusive { background: #9a6700; } .badge.depends { background: #0969da; }
+.badge.not-run { background: #6e7781; }
 table.claims td { text-align: left; vertical-align: top; }
 figcaption { font-size: 0.9rem; color: #555; }
 """
@@ -63,6 +64,7 @@ class Section:
     verdicts: list[Verdict] = field(default_factory=list)
     claims: tuple[Claim, ...] = ()
     claim_summary: str = ""
+    not_run: str = ""  # why the experiment did not run here (then nothing else is filled in)
 
     @property
     def anchor(self) -> str:
@@ -89,9 +91,10 @@ class Bullets:
 @dataclass(frozen=True)
 class ClaimsTable:
     """One row per claim: who made it, the quote, the verdict, the number that decides it, and a
-    link to the section with the evidence: ``(section id, claim, verdict)``."""
+    link to the section with the evidence: ``(section id, claim, verdict)``, the verdict None for
+    an experiment that did not run."""
 
-    rows: list[tuple[str, Claim, Verdict]]
+    rows: list[tuple[str, Claim, Verdict | None]]
 
 
 Block = Paragraph | Bullets | ClaimsTable
@@ -163,6 +166,16 @@ def _css(decision: Decision) -> str:
     return decision.value.replace(" ", "-")
 
 
+def _badge(verdict: Verdict | None) -> tuple[str, str]:
+    """The verdict's word and CSS class in the claims table."""
+    return ("not run", "not-run") if verdict is None else (verdict.decision.value,
+                                                           _css(verdict.decision))
+
+
+def _number(verdict: Verdict | None) -> str:
+    return (verdict.number if verdict else "") or "—"
+
+
 def markdown_blocks(blocks: list[Block], link: str = "#") -> list[str]:
     """Paragraphs, linked lists and the claims table as Markdown lines; ``link`` prefixes the
     anchors (another file's name, to link into it)."""
@@ -177,7 +190,7 @@ def markdown_blocks(blocks: list[Block], link: str = "#") -> list[str]:
             out += ["| who | claim | verdict | deciding number | evidence |",
                     "|---|---|---|---|---|"]
             out += [f"| {claim.source} | {_cell(_shown(claim.quote))} | "
-                    f"**{verdict.decision.value}** | {_cell(verdict.number) or '—'} | "
+                    f"**{_badge(verdict)[0]}** | {_cell(_number(verdict))} | "
                     f"[{sid}]({link}{sid.lower()}) |" for sid, claim, verdict in block.rows]
             out.append("")
     return out
@@ -197,6 +210,9 @@ def render_markdown(document: Document) -> str:
     out += [meta_line(document.meta), ""]
     for s in document.sections:
         out += [f'<a id="{s.anchor}"></a>', f"## {s.id}. {s.title}", ""]
+        if s.not_run:
+            out += [f"**Not run.** {s.not_run}", ""]
+            continue
         if s.claims:
             out += ["**Claim tested**", ""]
             for claim in s.claims:
@@ -260,14 +276,17 @@ def render_html(document: Document, figure_dir: Path) -> str:
                        "<tbody>" + "".join(
                            f'<tr class="claim"><td>{esc(claim.source)}</td>'
                            f"<td>{esc(_shown(claim.quote))}</td>"
-                           f'<td><span class="badge {_css(verdict.decision)}">'
-                           f"{esc(verdict.decision.value)}</span></td>"
-                           f"<td>{esc(verdict.number) or '—'}</td>"
+                           f'<td><span class="badge {_badge(verdict)[1]}">'
+                           f"{esc(_badge(verdict)[0])}</span></td>"
+                           f"<td>{esc(_number(verdict))}</td>"
                            f'<td><a href="#{sid.lower()}">{esc(sid)}</a></td></tr>'
                            for sid, claim, verdict in block.rows) + "</tbody></table>")
     out.append(f"<p>{esc(meta_line(document.meta))}</p>")
     for s in document.sections:
         out.append(f'<section id="{s.anchor}"><h2>{esc(s.id)}. {esc(s.title)}</h2>')
+        if s.not_run:
+            out.append(f"<p><strong>Not run.</strong> {esc(s.not_run)}</p></section>")
+            continue
         if s.claims:
             out.append("<h3>Claim tested</h3>")
             out += [f"<blockquote>{esc(c.quote)}<br>— {esc(c.source)}</blockquote>"
@@ -290,7 +309,8 @@ def results_json(document: Document) -> dict[str, Any]:
         "title": document.title,
         "experiments": {s.id: {"title": s.title, "config": s.config, "summary": s.summary,
                                "claim_summary": s.claim_summary, "claims": s.claims,
-                               "verdicts": s.verdicts} for s in document.sections},
+                               "verdicts": s.verdicts, "not_run": s.not_run}
+                        for s in document.sections},
     })
 
 
@@ -328,7 +348,7 @@ def sections_from_results(results: dict[str, Any]) -> list[Section]:
                             tuple(map(claim, v["claims"]))) for v in entry["verdicts"]]
         sections.append(Section(sid, entry["title"], "", [], [], entry["config"],
                                 entry["summary"], verdicts, tuple(map(claim, entry["claims"])),
-                                entry["claim_summary"]))
+                                entry["claim_summary"], entry["not_run"]))
     return sections
 
 

@@ -76,6 +76,7 @@ class _Plan:
     digest: str
     keys: list[RunKey]
     results: dict[str, RunResult]  # by encoded key, the recorded ones first
+    not_run: str = ""  # why the experiment cannot run here (then it has no keys)
 
 
 def run_sweep(
@@ -109,9 +110,11 @@ def run_sweep(
             digest = config.digest()
             store.register_config(experiment.id, digest, config.keyed())
             recorded = store.recorded(experiment.id, digest)
-            keys = experiment.runs(config)
+            not_run = experiment.missing(config) or ""
+            keys = [] if not_run else experiment.runs(config)
             plans.append(_Plan(experiment, config, digest, keys,
-                               {k: recorded[k] for k in map(encode_key, keys) if k in recorded}))
+                               {k: recorded[k] for k in map(encode_key, keys) if k in recorded},
+                               not_run))
         tasks = [Task(p.experiment, p.config, p.digest, key,
                       p.experiment.threads or threads, str(torch_device))
                  for p in plans for key in p.keys if encode_key(key) not in p.results]
@@ -122,8 +125,8 @@ def run_sweep(
     if reused:
         print(f"reused {reused} of {total} finished runs recorded in {out / 'runs.sqlite'}",
               file=sys.stderr)
-    # an experiment with no runs in this configuration has nothing to report
-    sections = [_section(p, out / "figures") for p in plans if p.keys]
+    # an experiment with no runs in this configuration has nothing to report, unless it says why
+    sections = [_section(p, out / "figures") for p in plans if p.keys or p.not_run]
     meta = {"command": command, "machine": machine_description(torch_device, threads),
             "executor": executor.describe(), "wall_seconds": time.perf_counter() - start,
             "runs": total, "reused": reused}
@@ -172,6 +175,11 @@ def _execute(store: RunStore, tasks: list[Task], executor: Executor,
 
 def _section(plan: _Plan, figure_dir: Path) -> Section:
     experiment, config = plan.experiment, plan.config
+    if plan.not_run:
+        return Section(id=experiment.id, title=experiment.title, setup="", tables=[],
+                       figures=[], config=config.to_dict(), summary=None,
+                       claims=experiment.claims, claim_summary=experiment.claim_summary,
+                       not_run=plan.not_run)
     results = [(key, plan.results[encode_key(key)]) for key in plan.keys]
     summary = experiment.summarize(config, results)
     return Section(

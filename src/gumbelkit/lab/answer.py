@@ -49,12 +49,17 @@ def answer_blocks(sections: list[Section]) -> list[Block]:
     each verdict's sentence with its numbers."""
     rows = [(s.id, claim, verdict) for s in sections for verdict in s.verdicts
             for claim in s.decided(verdict)]
+    rows += [(s.id, claim, None) for s in sections if s.not_run for claim in s.claims]
     blocks: list[Block] = [ClaimsTable(rows)]
     for decision, heading in GROUPS:
         members = [(s.id, _said(s, v)) for s in sections for v in s.verdicts
                    if v.decision is decision]
         if members:
             blocks += [Paragraph(heading, strong=True), Bullets(members)]
+    not_run = [(s.id, f"{s.claim_summary} Not run: {s.not_run}") for s in sections
+               if s.not_run]
+    if not_run:
+        blocks += [Paragraph("Not run here:", strong=True), Bullets(not_run)]
     evidence = [(s.id, f"{s.title} — {_verdict_phrase(s, v)}: {v.answer}")
                 for s in sections for v in s.verdicts]
     blocks += [Paragraph("The evidence, claim by claim", strong=True), Bullets(evidence)]

@@ -122,6 +122,9 @@ class AnnealingExperiment(Experiment):
                 f"{config.noise_grid()}. {config.seeds} seeds; 95% t intervals over "
                 "seeds, paired by seed for differences.")
 
+    def missing(self, config: Config) -> str | None:
+        return vae.missing_data(config)
+
     def runs(self, config: Config) -> list[dict]:
         return [{"seed": seed, "estimator": name, "schedule": schedule}
                 for seed in range(config.seeds) for name in config.estimators

@@ -1,11 +1,11 @@
-"""Image data sets for the lab and the benchmarks: Fashion-MNIST, or scikit-learn's 8x8 digits.
+"""Image data for the lab and the benchmarks: Fashion-MNIST, read offline.
 
 Fashion-MNIST (Xiao, Rasul and Vollgraf 2017) is read from the idx files that the Debian package
 ``dataset-fashion-mnist`` installs in :data:`FASHION_MNIST_DIR` (``{train,t10k}-images-idx3-ubyte``
 and ``{train,t10k}-labels-idx1-ubyte``, gzip-compressed or not); ``data_dir`` points elsewhere.
-Nothing is ever downloaded. When the files are absent, :func:`load_images` falls back to
-scikit-learn's 8x8 digits (shipped with scikit-learn), and the returned :class:`ImageData` says so
-in its ``name``, so that reports state which data was used.
+Nothing is ever downloaded, and there is no stand-in: when the files are absent,
+:class:`DataNotFoundError` names the package and the option (an experiment that needs the data is
+then reported as not run, rather than trained on other data).
 
 Images come back as float32 tensors of shape ``(N, D)`` with grayscale values in [0, 1], labels as
 int64 tensors of shape ``(N,)``. Loads are cached in-process: treat the tensors as read-only.
@@ -22,13 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["FASHION_MNIST_DIR", "DataNotFoundError", "ImageData", "load_digits",
-           "load_fashion_mnist", "load_images", "load_splits", "read_idx"]
+__all__ = ["FASHION_MNIST_DIR", "DataNotFoundError", "ImageData", "load_fashion_mnist",
+           "load_splits", "read_idx"]
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 SPLITS = {"train": "train", "test": "t10k"}
-DIGITS_TEST_FRACTION = 0.2
-DIGITS_SPLIT_SEED = 0
 
 # idx type codes (http://yann.lecun.com/exdb/mnist/): numpy dtype, big-endian
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -38,8 +36,7 @@ _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 
 class ImageData:
     """Grayscale images flattened to ``(N, D)`` in [0, 1], their labels, and where they came from.
 
-    ``name`` is what a report prints (it says "fallback" for the digits stand-in); ``image_shape``
-    is ``(height, width)`` for drawing.
+    ``name`` is what a report prints; ``image_shape`` is ``(height, width)`` for drawing.
     """
 
     name: str
@@ -47,7 +44,6 @@ class ImageData:
     labels: torch.Tensor
     image_shape: tuple[int, int]
     source: str
-    fallback: bool = False
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -128,49 +124,15 @@ def _load_fashion_mnist(images_path: Path, labels_path: Path) -> ImageData:
                      (int(images.shape[1]), int(images.shape[2])), str(images_path.parent))
 
 
-@functools.lru_cache(maxsize=2)
-def load_digits(split: str = "train") -> ImageData:
-    """scikit-learn's 1,797 8x8 digits (values 0-16 scaled to [0, 1]), split 80/20 at a fixed seed.
-
-    Labelled as the fallback: the lab uses it only when Fashion-MNIST is absent.
-    """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
-    from sklearn.datasets import load_digits as sklearn_digits
-
-    bunch = sklearn_digits()
-    order = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(len(bunch.target))
-    n_test = int(round(DIGITS_TEST_FRACTION * len(order)))
-    index = order[n_test:] if split == "train" else order[:n_test]
-    pixels = torch.from_numpy((bunch.data[index] / 16.0).astype(np.float32))
-    return ImageData("scikit-learn 8x8 digits (fallback: Fashion-MNIST not found)", pixels,
-                     torch.from_numpy(bunch.target[index].astype(np.int64)), (8, 8),
-                     "sklearn.datasets.load_digits", fallback=True)
-
-
 def load_splits(data_dir: str | Path | None = None, downsample: int = 1
                 ) -> tuple[ImageData, ImageData]:
-    """The training and test splits from :func:`load_images`, shrunk by ``downsample`` per side."""
+    """Fashion-MNIST's training and test splits, shrunk by ``downsample`` per side; raises
+    :class:`DataNotFoundError` when the files are missing."""
     return _splits(str(data_dir or ""), FASHION_MNIST_DIR, downsample)
 
 
 @functools.lru_cache(maxsize=4)
 def _splits(data_dir: str, default_dir: Path, downsample: int) -> tuple[ImageData, ImageData]:
     """Cached by the default directory too, so that a changed default is looked up again."""
-    return (load_images("train", data_dir).downsampled(downsample),
-            load_images("test", data_dir).downsampled(downsample))
-
-
-def load_images(split: str = "train", data_dir: str | Path | None = None, *,
-                fallback: bool = True) -> ImageData:
-    """Fashion-MNIST if its files are found, else (``fallback``) the labelled digits stand-in.
-
-    The fallback applies to the default location only: an explicit ``data_dir`` that lacks the
-    files is an error, since the caller asked for that data.
-    """
-    try:
-        return load_fashion_mnist(split, data_dir)
-    except DataNotFoundError:
-        if data_dir or not fallback:
-            raise
-        return load_digits(split)
+    return (load_fashion_mnist("train", data_dir or None).downsampled(downsample),
+            load_fashion_mnist("test", data_dir or None).downsampled(downsample))

@@ -39,7 +39,7 @@ from torch import nn
 from ..expectation import expectation
 from ..sampling import gumbel_max
 from ..schedules import Schedule
-from .data import ImageData, load_splits
+from .data import DataNotFoundError, ImageData, load_splits
 
 __all__ = [
     "CategoricalVAE",
@@ -54,6 +54,7 @@ __all__ = [
     "reconstruction",
     "relaxed_negative_elbo",
     "train",
+    "missing_data",
     "train_and_evaluate",
     "Trained",
     "VAERecipe",
@@ -276,6 +277,15 @@ class Trained:
     test_images: torch.Tensor
     evaluation: dict[str, float]
     generator: torch.Generator
+
+
+def missing_data(config: VAERecipe) -> str | None:
+    """Why :func:`train_and_evaluate` cannot run here (Fashion-MNIST not found), or None."""
+    try:
+        load_splits(config.data_dir or None, config.downsample)
+    except DataNotFoundError as error:
+        return str(error)
+    return None
 
 
 def train_and_evaluate(config: VAERecipe, seed: int, estimator: str, tau: float | Schedule,
