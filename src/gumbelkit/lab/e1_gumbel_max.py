@@ -27,7 +27,7 @@ ALPHA = 0.01  # family-wise level of the goodness-of-fit tests (Bonferroni over 
 
 @dataclass
 class Config(ExperimentConfig):
-    seeds: int = 6
+    seeds: int = 10
     categories: int = 10
     logit_scale: float = 2.0
     draws: int = 200_000

@@ -39,7 +39,7 @@ class Config(ExperimentConfig, vae.VAERecipe):
 
     @classmethod
     def full(cls) -> Config:
-        return cls(seeds=10, taus=(0.5, 1.0, 2.0), hidden=(512, 256), steps=20_000, lr=1e-3,
+        return cls(seeds=20, taus=(0.5, 1.0, 2.0), hidden=(512, 256), steps=20_000, lr=1e-3,
                    test_size=10_000, iw_samples=1000)
 
     @classmethod

@@ -39,7 +39,7 @@ EXAMPLE_POINTS = 250  # outputs of seed 0 kept for the figure
 
 @dataclass
 class Config(ExperimentConfig):
-    seeds: int = 5
+    seeds: int = 10
     estimators: tuple[str, ...] = ("softmax", "gs", "st-gs", "reinmax")
     taus: tuple[float, ...] = (0.5, 1.0)
     obama_share: float = 0.3
@@ -54,7 +54,7 @@ class Config(ExperimentConfig):
 
     @classmethod
     def full(cls) -> Config:
-        return cls(seeds=12, estimators=("softmax", "gs", "st-gs", "reinmax", "gr"),
+        return cls(seeds=20, estimators=("softmax", "gs", "st-gs", "reinmax", "gr"),
                    taus=(0.25, 0.5, 1.0, 2.0), steps=1500, batch=256, eval_samples=4000)
 
     @classmethod

@@ -53,7 +53,7 @@ class Config(ExperimentConfig, vae.VAERecipe):
 
     @classmethod
     def full(cls) -> Config:
-        return cls(seeds=10, taus=(0.25, 0.5, 1.0, 2.0), hidden=(512, 256), downsample=1,
+        return cls(seeds=20, taus=(0.25, 0.5, 1.0, 2.0), hidden=(512, 256), downsample=1,
                    steps=20_000, lr=1e-3, test_size=10_000, anneal_every=500, iw_samples=100)
 
     @classmethod
