@@ -32,11 +32,12 @@ def _setting(obama, trump, hybrid, error_low, error_high):
     return {"p_minority": _interval(0.27, 0.25, 0.29), "as_trained": shares, "one_hot": shares}
 
 
-def _summary(softmax, gs):
+def _summary(softmax, gs, gs_at_1=None, gs_tau=0.5):
     collapsed = _setting(0.0, 0.996, 0.004, 0.29, 0.31)
     return {
+        "gs_tau": gs_tau, "validation_seeds": 3,
         "settings": {"softmax, tau=0.5": softmax, "softmax, tau=1": softmax,
-                     "gs, tau=0.5": gs, "gs, tau=1": gs,
+                     "gs, tau=0.5": gs, "gs, tau=1": gs_at_1 or gs,
                      "st-gs, tau=0.5": collapsed, "st-gs, tau=1": collapsed},
         "softmax_minus_gs_one_hot": {"0.5": _interval(0.2, 0.18, 0.22),
                                      "1": _interval(0.2, 0.18, 0.22)},
@@ -66,3 +67,23 @@ def test_e5_verdict_both_ways():
 
     unclear = _setting(0.2, 0.7, 0.1, 0.1, 0.2)
     assert EXPERIMENT.verdict(_summary(softmax=hybrid, gs=unclear)).decision is Decision.UNDECIDED
+
+
+def test_gs_is_judged_at_the_tau_the_validation_seeds_chose():
+    """The verdict reads gs at the validation seeds' tau, not at the tau best on its own data."""
+    good = _setting(0.27, 0.72, 0.01, 0.02, 0.06)
+    hybrid = _setting(0.0, 0.1, 0.9, 0.85, 0.95)
+    unclear = _setting(0.2, 0.7, 0.1, 0.02, 0.4)
+    chosen_well = EXPERIMENT.verdict(_summary(softmax=hybrid, gs=good, gs_at_1=unclear))
+    assert chosen_well.decision is Decision.YES
+    chosen_badly = EXPERIMENT.verdict(_summary(softmax=hybrid, gs=good, gs_at_1=unclear,
+                                               gs_tau=1.0))
+    assert chosen_badly.decision is Decision.UNDECIDED
+
+
+def test_validation_seeds_run_only_when_a_tau_is_chosen():
+    config = EXPERIMENT.make_config("quick")
+    seeds = {key["seed"] for key in EXPERIMENT.runs(config)}
+    assert seeds == set(range(config.seeds + config.validation_seeds))
+    one_tau = EXPERIMENT.make_config("quick", taus=(1.0,))
+    assert {key["seed"] for key in EXPERIMENT.runs(one_tau)} == set(range(config.seeds))

@@ -78,3 +78,13 @@ def test_e9_verdict_inconclusive_on_a_tie():
     annealing, _ = verdicts(anneal_gain=0.25, noise_change=-0.125)
     assert annealing.decision is Decision.UNDECIDED
     assert "no significant difference" in annealing.answer
+
+
+def test_the_best_constant_is_chosen_on_validation_seeds():
+    config = EXPERIMENT.make_config("tiny")
+    keys = EXPERIMENT.runs(config)
+    held = [k for k in keys if k["seed"] >= config.seeds]
+    assert {k["seed"] for k in held} == set(range(config.seeds,
+                                                  config.seeds + config.validation_seeds))
+    assert {k["schedule"] for k in held} == set(config.taus)  # no annealed runs there
+    assert len(keys) == len(held) + config.seeds * len(config.estimators) * (len(config.taus) + 1)
