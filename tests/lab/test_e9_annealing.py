@@ -34,20 +34,25 @@ def _interval(estimate: float, half_width: float, n: int = 4) -> Interval:
     return Interval(estimate, estimate - half_width, estimate + half_width, n)
 
 
-def _summary(anneal_gain: float, noise_change: float) -> dict:
-    """Annealed minus best constant = anneal_gain nats for every estimator (interval +-0.5);
-    noise effect at tau_min minus at tau0 = noise_change (interval +-0.02)."""
+def _summary(anneal_gain: float, noise_change: float, converged: dict | None = None,
+             half_width: float = 0.5) -> dict:
+    """Annealed minus best constant = anneal_gain nats for every estimator (interval
+    +-half_width); noise effect at tau_min minus at tau0 = noise_change (interval +-0.02), on the
+    trained logits and, unless ``converged`` says otherwise, at every sharpness."""
     cell = {m: _interval(80.0, 1.0) for m in ("discrete_elbo", "iw_bound", "kl")}
     entry = {"schedules": {"tau=0.5": cell, "tau=1": cell, "annealed": cell},
-             "best_constant": 0.5, "annealed_minus_best": _interval(anneal_gain, 0.5)}
+             "best_constant": 0.5, "annealed_minus_best": _interval(anneal_gain, half_width),
+             "annealed_minus_best_90": _interval(anneal_gain, 0.8 * half_width)}
+    converged = converged or {0.5: noise_change, 0.9: noise_change}
     return {
         "data": "Fashion-MNIST (14x14, average-pooled)", "seeds": 4, "steps": 300, "tau0": 1.0,
-        "tau_min": 0.5, "final_tau": 0.5,
+        "tau_min": 0.5, "final_tau": 0.5, "margin": 1.0,
         "estimators": {n: entry for n in ("softmax", "gs", "st-gs", "reinmax")},
         "noise": {"taus": [0.5, 1.0], "by_tau": [_interval(0.6, 0.02), _interval(0.45, 0.02)],
                   "start": _interval(0.48, 0.01), "end": _interval(0.3, 0.01),
                   "end_minus_start": _interval(-0.18, 0.01),
-                  "low_minus_high_tau": _interval(noise_change, 0.02), "mean_max_q": 0.7},
+                  "low_minus_high_tau": _interval(noise_change, 0.02), "mean_max_q": 0.7,
+                  "converged": {q: _interval(c, 0.02) for q, c in converged.items()}},
     }
 
 
@@ -74,10 +79,21 @@ def test_e9_claims_of_two_authors_are_not_combined():
     assert "contrary to the claim" in noise.answer and "0.155" in noise.answer
 
 
+def test_e9_annealing_the_same_as_a_constant_within_the_margin_is_not_needed():
+    annealing, _ = verdicts(anneal_gain=0.1, noise_change=-0.125, half_width=0.3)
+    assert annealing.decision is Decision.NO and "the same within the margin" in annealing.answer
+
+
 def test_e9_verdict_inconclusive_on_a_tie():
-    annealing, _ = verdicts(anneal_gain=0.25, noise_change=-0.125)
+    annealing, _ = verdicts(anneal_gain=0.25, noise_change=-0.125, half_width=1.5)
     assert annealing.decision is Decision.UNDECIDED
     assert "no significant difference" in annealing.answer
+
+
+def test_e9_the_noise_claim_depends_on_how_converged_the_posterior_is():
+    _, noise = verdicts(anneal_gain=-2.75, noise_change=0.1, converged={0.5: 0.1, 0.9: -0.1})
+    assert noise.decision is Decision.DEPENDS
+    assert "as claimed, at max q in [0.9]; larger at [0.5]" in noise.answer
 
 
 def test_the_best_constant_is_chosen_on_validation_seeds():
