@@ -17,7 +17,9 @@ from .e6_next_token import EXPERIMENT as E6
 from .e7_actor_critic import EXPERIMENT as E7
 from .e8_exploration import EXPERIMENT as E8
 from .e9_annealing import EXPERIMENT as E9
+from .e10_relaxed_law import EXPERIMENT as E10
 
-EXPERIMENTS: dict[str, Experiment] = {e.id: e for e in (E1, E2, E3, E4, E5, E6, E7, E8, E9)}
+EXPERIMENTS: dict[str, Experiment] = {e.id: e for e in (E1, E2, E3, E4, E5, E6, E7, E8, E9,
+                                                        E10)}
 
 __all__ = ["EXPERIMENTS"]
