@@ -25,3 +25,9 @@ def no_validation():
         yield
     finally:
         gk.set_validation(previous)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: builds something outside the test process (a virtual environment); "
+        "deselect with -m 'not slow'")
