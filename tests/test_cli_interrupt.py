@@ -7,6 +7,7 @@ per transaction and is interrupted in this process, between two sources.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import sqlite3
@@ -39,27 +40,30 @@ def recorded_runs(store: Path) -> int:
 
 def interrupt_when(argv: list[str], cwd: Path, ready: Callable[[str], bool]
                    ) -> tuple[int, str, str]:
-    """Start the command and send it SIGINT as soon as ``ready(stderr so far)``; its exit code,
-    stdout and stderr. Fails if the command ends (or the wait runs out) before it is ready: the
-    test would prove nothing."""
+    """Start the command in a process group of its own and send the group SIGINT, as Ctrl-C in a
+    terminal does (worker processes included), as soon as ``ready(stderr so far)``; return the
+    exit code, stdout and stderr. Fails if the command ends (or the wait runs out) before it is
+    ready: the test would prove nothing."""
     log = cwd / "stderr.txt"
     with log.open("w") as stderr:
         process = subprocess.Popen(gumbelkit() + argv, cwd=cwd, stdout=subprocess.PIPE,
-                                   stderr=stderr, text=True, preexec_fn=default_sigint)
+                                   stderr=stderr, text=True, preexec_fn=default_sigint,
+                                   start_new_session=True)
         deadline = time.monotonic() + WAIT_SECONDS
         while not ready(log.read_text()):
             assert process.poll() is None, f"finished before the interrupt: {log.read_text()}"
             assert time.monotonic() < deadline, "the first run did not finish in time"
             time.sleep(0.05)
-        process.send_signal(signal.SIGINT)
+        os.killpg(process.pid, signal.SIGINT)
         out, _ = process.communicate(timeout=WAIT_SECONDS)
     return process.returncode, out, log.read_text()
 
 
-# each a sweep of 6 to 10 runs of about half a second, the first done a few seconds in
+# each a sweep of 6 to 10 runs of a quarter to half a second, the first done a few seconds in
+LAB = ["lab", "--smoke", "--only", "E1", "--set", "E1.seeds=10", "--set", "E1.draws=150000"]
 SWEEPS = {
-    "lab": ["lab", "--smoke", "--only", "E1", "--set", "E1.seeds=10", "--set",
-            "E1.draws=150000"],
+    "lab": LAB,
+    "lab --jobs 2": [*LAB, "--jobs", "2"],  # two worker processes, which ignore Ctrl-C
     "bench": ["bench", "poly", "--smoke", "--steps", "1500", "--powers", "2,3"],
 }
 
