@@ -7,6 +7,7 @@ The cases that issue 13 names run the real ``gumbelkit`` command in a subprocess
 
 from __future__ import annotations
 
+import importlib.util
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -20,6 +21,8 @@ from gumbelkit.harness.records import RunStore
 from .commands import one_error_line, run
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+NO_RAY = pytest.mark.skipif(importlib.util.find_spec("ray") is not None,
+                            reason="the ray extra is installed here")
 
 
 def case(*argv: str, says: str, real: bool = False, marks=()):
@@ -41,6 +44,8 @@ CASES = [
     case("lab", "--gpus-per-run", "0.5", says="--gpus-per-run: options of --executor ray"),
     case("lab", "--executor", "ray", "--jobs", "2", says="--jobs is an option of the local"),
     case("lab", "--cpus-per-run", "-1", "--executor", "ray", says="cpus per run must be"),
+    case("lab", "--executor", "ray", says="needs Ray: pip install 'gumbelkit[ray]'",
+         marks=NO_RAY),
     case("lab", "--threads-per-run", "-1", says="argument --threads-per-run: expected an "
          "integer >= 0"),
     case("lab", "--set", "E2.nope=3", says="E2 has no field 'nope'"),
@@ -142,3 +147,18 @@ def test_a_missing_extra_names_the_whole_command(monkeypatch, capsys):
     assert main(["bench", "poly"]) == 2
     assert capsys.readouterr().err == ("gumbelkit: error: gumbelkit bench poly: it needs the lab "
                                        "extra: pip install 'gumbelkit[lab]'\n")
+
+
+@pytest.mark.parametrize("argv", [["lab", "--device", "cuda:1"],
+                                  ["bench", "poly", "--device", "cuda:1"],
+                                  ["bench", "kernels", "--device", "cuda:1"]])
+def test_a_cuda_device_beyond_those_present_is_refused(argv, tmp_path, monkeypatch, capfd):
+    """On a machine with one GPU (made so here: torch is told there is one)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    out, err = capfd.readouterr()
+    assert "device 'cuda:1' was asked for, but torch sees 1 CUDA device(s): use cuda:0" in \
+        one_error_line(err)
+    assert out == "" and list(tmp_path.iterdir()) == []
