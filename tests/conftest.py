@@ -42,3 +42,9 @@ def fashion_dir(tmp_path_factory):
         images[:, 2:6, 2:6] += np.where(labels, 200, 100).astype(np.uint8)[:, None, None]
         _write_split(directory, prefix, images, labels, compressed=True)
     return directory
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: builds something outside the test process (a virtual environment); "
+        "deselect with -m 'not slow'")

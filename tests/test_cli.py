@@ -1,6 +1,7 @@
 """The ``gumbelkit compare`` command and its problems."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -8,6 +9,8 @@ import torch
 import gumbelkit as gk
 from gumbelkit.cli import main
 from gumbelkit.workloads.problems import PROBLEMS, BernoulliProblem, SubsetProblem, make_problem
+
+from .commands import strict_json
 
 CATEGORICAL = sorted(name for name in PROBLEMS
                      if not isinstance(make_problem(name), SubsetProblem | BernoulliProblem))
@@ -21,9 +24,28 @@ def test_compare_prints_a_row_per_estimator(problem, capsys, tmp_path):
     table = capsys.readouterr().out
     for name in gk.ESTIMATORS:
         assert f"| {name} |" in table
-    rows = json.loads(out.read_text())["rows"]
+    rows = strict_json(out.read_text())["rows"]
     assert [row["estimator"] for row in rows] == list(gk.ESTIMATORS)
     assert next(r for r in rows if r["estimator"] == "rloo")["n_samples"] == 2
+
+
+def test_compare_json_is_strict_with_null_for_a_number_that_is_not_finite(capsys, tmp_path):
+    """softmax is noise-free: its variance is 0 and its snr infinite, which strict JSON cannot
+    hold; the file says null, as --json's help states, and the table still prints inf."""
+    out = tmp_path / "rows.json"
+    assert main(["compare", "--estimators", "softmax,st", "--draws", "4", "--json",
+                 str(out)]) == 0
+    assert "| inf |" in capsys.readouterr().out
+    text = out.read_text()
+    with pytest.raises(ValueError, match="not strict JSON: Infinity"):
+        strict_json(text.replace("null", "Infinity", 1))  # the reader does refuse the token
+    softmax, st = strict_json(text)["rows"]
+    assert softmax["variance"] == 0 and softmax["snr"] is None
+    assert math.isfinite(st["snr"]) and st["variance"] > 0
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "null stands for a number that is not finite" in help_text
 
 
 def test_compare_subset_and_options(capsys):
@@ -35,8 +57,8 @@ def test_compare_subset_and_options(capsys):
 
 
 def test_compare_rejects_bad_input(capsys):
-    with pytest.raises(SystemExit):
-        main(["compare", "--estimators", "nope", "--draws", "3"])
+    assert main(["compare", "--estimators", "nope", "--draws", "3"]) == 2
+    assert "unknown estimator 'nope'" in capsys.readouterr().err
     assert main(["compare", "--tau", "0", "--draws", "3", "--estimators", "st"]) == 2
     assert "tau must be" in capsys.readouterr().err
 
@@ -93,3 +115,11 @@ def test_subset_and_bernoulli_problems_are_enumerable():
     rows = gk.exact.bernoulli_compare(binary.f, binary.logits, ["disarm", "rloo"], n_draws=400,
                                       generator=torch.Generator().manual_seed(0))
     assert all(row["bias"] < 4.5 * row["bias_se"] for row in rows)
+
+
+@pytest.mark.parametrize("command", [["lab"], ["bench", "poly"], ["bench", "kernels"]])
+def test_the_help_says_what_null_means_in_the_json_written(command, capsys):
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    assert "null stands for a number that is not finite" in " ".join(
+        capsys.readouterr().out.split())

@@ -5,6 +5,10 @@
 ``gumbelkit bench poly``: the polynomial programming benchmark of Liu et al. (2023).
 ``gumbelkit bench vae``: the categorical-VAE benchmark of Liu et al. (2023), on Fashion-MNIST.
 ``gumbelkit merge-runs``: gather the run records of several output directories into one.
+
+Every argument is checked before any work: a bad one, or a missing extra, is one line on stderr
+and exit code 2, with nothing computed or written. Ctrl-C keeps what finished (the recorded runs,
+compare's finished rows), says how to resume, and exits 130.
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ from typing import Any, TypeVar
 import torch
 
 from . import exact
-from .estimators import ESTIMATORS
+from ._validate import check_count, check_tau
+from .estimators import ESTIMATORS, get_estimator
 from .estimators.bernoulli import BERNOULLI_ESTIMATORS
 from .estimators.subsets import SUBSET_ESTIMATORS
 from .harness.executors import EXECUTORS, Executor, make_executor
+from .harness.paths import check_output_directory, check_output_file
 from .harness.protocol import Experiment, ExperimentConfig
-from .harness.report import markdown_blocks, markdown_table
+from .harness.report import markdown_blocks, markdown_table, to_jsonable
 from .workloads.data import DataNotFoundError
 from .workloads.problems import PROBLEMS, BernoulliProblem, SubsetProblem, make_problem
 
@@ -90,7 +96,7 @@ def estimator_options(names: Sequence[str], args: argparse.Namespace) -> dict[st
     given = vars(args)
     options: dict[str, dict[str, Any]] = {name: {} for name in names}
     for name in names:
-        for spec in ESTIMATORS[name].option_specs:
+        for spec in get_estimator(name).option_specs:  # an unknown name: a clear ValueError
             if spec.parse is not None and given.get(spec.name) is not None:
                 options[name][spec.name] = given[spec.name]
     for item in args.option or ():
@@ -117,17 +123,19 @@ def compare_command(args: argparse.Namespace) -> int:
     if isinstance(problem, SubsetProblem | BernoulliProblem):
         return compare_structured(args, problem)
     names = args.estimators.split(",") if args.estimators else list(ESTIMATORS)
-    for name in names:
-        if name not in ESTIMATORS:
-            raise SystemExit(f"unknown estimator {name!r}; known: {', '.join(ESTIMATORS)}")
     generator = torch.Generator().manual_seed(args.seed)
     options = estimator_options(names, args)
-    rows = []
-    for name in progress(names, "estimators"):
-        n_samples = max(args.samples, ESTIMATORS[name].min_samples)
-        rows += exact.compare(problem.f, problem.logits, [name], n_draws=args.draws,
-                              tau=args.tau, n_samples=n_samples, generator=generator,
-                              options=options)
+    check_compare(args, names, options)
+    rows: list[dict[str, Any]] = []
+    interrupted = False
+    try:
+        for name in progress(names, "estimators"):
+            n_samples = max(args.samples, ESTIMATORS[name].min_samples)
+            rows += exact.compare(problem.f, problem.logits, [name], n_draws=args.draws,
+                                  tau=args.tau, n_samples=n_samples, generator=generator,
+                                  options=options)
+    except KeyboardInterrupt:  # the finished rows are printed and written below
+        interrupted = True
     gradient = exact.exact_gradient(problem.f, problem.logits)
     at_least = "".join(f", {name}: at least {ESTIMATORS[name].min_samples}" for name in names
                        if ESTIMATORS[name].min_samples > args.samples)
@@ -151,8 +159,13 @@ def compare_command(args: argparse.Namespace) -> int:
           "sqrt(variance / draws); variance: sum of per-coordinate variances; cosine: mean "
           "cosine to the exact gradient; seconds: per estimate, forward and backward")
     if args.json:
-        with open(args.json, "w") as out:
-            json.dump({"problem": problem.name, "rows": rows}, out, indent=2)
+        write_rows(args.json, problem.name, rows)
+    if interrupted:
+        rest = ",".join(names[len(rows):])
+        print(f"\ninterrupted: {len(rows)} of {len(names)} estimators finished, shown above"
+              f"{' and written to ' + args.json if args.json else ''}; for the rest run the same "
+              f"command with --estimators {rest}", file=sys.stderr)
+        return 130
     return 0
 
 
@@ -171,6 +184,7 @@ def compare_structured(args: argparse.Namespace, problem: SubsetProblem | Bernou
         def run(name):  # noqa: E306
             return exact.bernoulli_compare(problem.f, problem.logits, [name], **settings)
     names = args.estimators.split(",") if args.estimators else list(registry)
+    check_compare(args, [])
     rows = [row for name in progress(names, "estimators") for row in run(name)]
     print(f"problem: {problem.name}: {problem.description}")
     print(f"tau = {args.tau:g}, {args.draws} draws of each estimate, n_samples = {args.samples} "
@@ -182,9 +196,29 @@ def compare_structured(args: argparse.Namespace, problem: SubsetProblem | Bernou
     print("\nbias, variance, cosine against the exact gradient of E f under each estimator's "
           "law, by enumeration; seconds: per estimate, forward and backward")
     if args.json:
-        with open(args.json, "w") as out:
-            json.dump({"problem": problem.name, "rows": rows}, out, indent=2)
+        write_rows(args.json, problem.name, rows)
     return 0
+
+
+def check_compare(args: argparse.Namespace, names: Sequence[str],
+                  options: dict[str, dict[str, Any]] | None = None) -> None:
+    """Refuse compare's bad arguments before the first estimator runs (:func:`exact.compare`
+    checks an estimator's own only when the loop reaches it) and the ``--json`` path; ``names``
+    are categorical estimators whose ``options`` are checked."""
+    check_count(args.draws, "--draws", minimum=2)
+    check_count(args.samples, "--samples")
+    check_tau(args.tau)
+    for name in names:
+        get_estimator(name).check_options((options or {}).get(name, {}))
+    if args.json:
+        check_output_file(args.json, "--json")
+
+
+def write_rows(path: str, problem: str, rows: list[dict[str, Any]]) -> None:
+    """compare's rows as strict JSON (a number that is not finite is written as null)."""
+    with open(path, "w") as out:
+        json.dump(to_jsonable({"problem": problem, "rows": rows}), out, indent=2,
+                  allow_nan=False)
 
 
 def missing_extra(args: argparse.Namespace) -> int:
@@ -196,11 +230,14 @@ def lab_command(args: argparse.Namespace) -> int:
     from .lab.answer import answer_blocks, run_lab
 
     settings = parse_settings(args.set, EXPERIMENTS)
+    if args.data_dir and not Path(args.data_dir).is_dir():
+        raise ValueError(f"--data-dir {args.data_dir}: no such directory; give the one that "
+                         "holds the Fashion-MNIST idx files")
     outcome = run_lab(args.out, EXPERIMENTS, budget=budget(args),
                       only=args.only.split(",") if args.only else None,
                       overrides={"data_dir": args.data_dir} if args.data_dir else {},
                       settings=settings, executor=executor(args), device=args.device,
-                      threads=args.threads_per_run, command=command_line())
+                      threads=threads(args), command=command_line())
     print("The answer\n\n" + "\n".join(markdown_blocks(answer_blocks(outcome.sections))).strip())
     paths = outcome.paths
     print(f"\nreport: {paths['html']} (also {paths['markdown'].name}, {paths['results'].name})")
@@ -216,7 +253,7 @@ def bench_command(args: argparse.Namespace) -> int:
 
     outcome = run_sweep(args.out, [(e, config) for e in experiments], title=args.title,
                         executor=executor(args), device=args.device,
-                        threads=args.threads_per_run, command=command_line())
+                        threads=threads(args), command=command_line())
     for section in outcome.sections:
         for table in section.tables:
             print(markdown_table(table) + "\n")
@@ -229,7 +266,7 @@ def bench_command(args: argparse.Namespace) -> int:
 def bench_kernels_command(args: argparse.Namespace) -> int:
     from .bench.kernels import MODES, run_kernels  # needs the lab extra (tqdm), and triton on CUDA
 
-    out = Path(args.out)
+    out = check_output_directory(args.out)
     run_kernels(out, args.device, args.cases, args.modes or MODES, args.compile_cases,
                 args.threads, command=command_line())
     print((out / f"kernels-{torch.device(args.device).type}.md").read_text())
@@ -237,11 +274,24 @@ def bench_kernels_command(args: argparse.Namespace) -> int:
 
 
 def merge_runs_command(args: argparse.Namespace) -> int:
-    from .harness.records import RunStore
+    from .harness.records import RunStore, check_records_file
 
-    with RunStore(args.target) as store:
-        for source in args.sources:
-            print(f"{source}: {store.merge(source)} run(s) added")
+    for source in args.sources:  # every path checked before the target is touched
+        check_records_file(source)
+    target = check_output_file(args.target, "target")
+    if target.exists():
+        check_records_file(target)
+    added = 0
+    try:
+        with RunStore(target) as store:
+            for source in args.sources:
+                print(f"{source}: {store.merge(source)} run(s) added")
+                added += 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {added} of {len(args.sources)} source(s) added to {target} (a "
+              "source is added whole or not at all); run the same command again to add the "
+              "rest (a run already in the target is kept, none is added twice)", file=sys.stderr)
+        raise
     return 0
 
 
@@ -260,6 +310,24 @@ def budget(args: argparse.Namespace) -> str:
     if args.full and args.smoke:
         raise ValueError("--full and --smoke are exclusive: choose one budget")
     return "full" if args.full else "tiny" if args.smoke else "quick"
+
+
+def threads(args: argparse.Namespace) -> int | None:
+    """``--threads-per-run``: None (torch's default) for 0."""
+    return args.threads_per_run or None
+
+
+def integer_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value: int | None = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+    return parse
 
 
 def executor(args: argparse.Namespace) -> Executor:
@@ -337,7 +405,9 @@ def parse_settings(items: Sequence[str], experiments: dict[str, Experiment]
 
 def add_sweep_options(parser: argparse.ArgumentParser, out: str) -> None:
     """The options every sweep takes: output, budget, device and executor."""
-    parser.add_argument("--out", default=out, help=f"output directory (default {out})")
+    parser.add_argument("--out", default=out, help=f"output directory (default {out}); its "
+                        "results.json is strict JSON, where null stands for a number that is "
+                        "not finite (NaN or infinite)")
     parser.add_argument("--full", action="store_true", help="paper-scale budgets (hours)")
     parser.add_argument("--smoke", action="store_true", help="seconds-long budgets, for testing")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
@@ -347,7 +417,7 @@ def add_sweep_options(parser: argparse.ArgumentParser, out: str) -> None:
     group.add_argument("--jobs", type=int, default=1,
                        help="local: runs at once in worker processes (default 1: one after "
                        "another in this process)")
-    group.add_argument("--threads-per-run", type=int, default=1,
+    group.add_argument("--threads-per-run", type=integer_at_least(0), default=1,
                        help="torch CPU threads of a run (default 1; 0: torch's default)")
     group.add_argument("--cpus-per-run", type=float, default=None,
                        help="ray: CPUs reserved per run (default 1; fractions allowed)")
@@ -358,8 +428,15 @@ def add_sweep_options(parser: argparse.ArgumentParser, out: str) -> None:
                        "instance)")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (``--help`` gives the usage)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gumbelkit", description=__doc__.splitlines()[0])
+    parser = Parser(prog="gumbelkit", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     lab = commands.add_parser("lab", help="run the experiments and write the report that "
                               "answers when Gumbel noise helps over softmax with temperature")
@@ -394,7 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--k", type=int, default=10, help="gr: conditional samples")
     compare.add_argument("--gap", type=float, default=1.0, help="gst: gap")
     compare.add_argument("--seed", type=int, default=0)
-    compare.add_argument("--json", default="", help="also write the rows to this JSON file")
+    compare.add_argument("--json", default="", help="also write the rows to this JSON file "
+                         "(strict JSON: null stands for a number that is not finite, such as "
+                         "the snr of an estimator whose variance is 0)")
     compare.set_defaults(handler=compare_command)
 
     bench = commands.add_parser("bench", help="published benchmarks reproduced")
@@ -421,10 +500,11 @@ def build_parser() -> argparse.ArgumentParser:
     kernel.add_argument("--compile-cases", type=comma_list(str), help="cases also timed under "
                         "torch.compile (default on cuda: 4096x50257:bf16; on "
                         "cpu: none); an empty string for none")
-    kernel.add_argument("--threads", type=int, default=2,
+    kernel.add_argument("--threads", type=integer_at_least(1), default=2,
                         help="torch CPU threads (default 2)")
     kernel.add_argument("--out", default="bench-results/kernels",
-                        help="output directory (default bench-results/kernels)")
+                        help="output directory (default bench-results/kernels); its JSON is "
+                        "strict, where null stands for a number that is not finite")
     kernel.set_defaults(handler=bench_kernels_command)
     merge = commands.add_parser(
         "merge-runs", help="add the run records (runs.sqlite) of other output directories to "
@@ -441,15 +521,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except KeyboardInterrupt:  # the sweeps have said how to resume
+    except KeyboardInterrupt:  # the command has said what it kept and how to resume
         return 130
     except (ValueError, TypeError, DataNotFoundError) as error:
         print(f"gumbelkit: error: {error}", file=sys.stderr)
         return 2
     except ImportError as error:  # an extra is missing
         missing = f" ({error.name} is not installed)" if error.name else ""
-        print(f"gumbelkit: error: gumbelkit {args.command}{missing}: {EXTRA_HINT}",
-              file=sys.stderr)
+        command = " ".join(filter(None, (args.command, getattr(args, "benchmark", None))))
+        print(f"gumbelkit: error: gumbelkit {command}{missing}: {EXTRA_HINT}", file=sys.stderr)
         return 2
 
 

@@ -79,6 +79,11 @@ def resolve_device(device: str, *, here: bool = True) -> torch.device:
         raise ValueError(f"device {device!r} is not supported: use cpu or cuda")
     if here and resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} was asked for, but torch sees no CUDA device")
+    if here and resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        choices = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+        raise ValueError(f"device {device!r} was asked for, but torch sees {count} CUDA "
+                         f"device(s): use {choices}")
     return resolved
 
 

@@ -61,19 +61,48 @@ def encode_key(key: dict[str, Any]) -> str:
     return json.dumps(key, sort_keys=True)
 
 
+def check_records_file(path: str | Path) -> Path:
+    """``path`` as a Path; a ValueError unless it is a readable SQLite file of run records."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no run records at {path}: "
+                         + ("it is a directory; give the runs.sqlite in it" if path.is_dir()
+                            else "no such file"))
+    try:
+        connection = sqlite3.connect(path)
+        try:
+            tables = {name for (name,) in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            connection.close()
+    except sqlite3.Error as error:
+        raise ValueError(f"{path} cannot be read as an SQLite file of run records ({error})"
+                         ) from None
+    if not {"runs", "configs"} <= tables:
+        raise ValueError(f"{path} is an SQLite file but holds no run records (no runs and "
+                         "configs tables): is it the runs.sqlite of a gumbelkit sweep?")
+    return path
+
+
 class RunStore:
-    """The SQLite file of run records (one connection, used from one process)."""
+    """The SQLite file of run records (one connection, used from one process); created if
+    missing, a ValueError if the file is not an SQLite database."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.connection = sqlite3.connect(self.path)
-        # write-ahead logging, synced at checkpoints: a commit survives the process being killed
-        # (what an interrupted sweep needs) without an fsync per run, which cost ~10 ms each
-        self.connection.execute("PRAGMA journal_mode=WAL")
-        self.connection.execute("PRAGMA synchronous=NORMAL")
-        with self.connection:
-            self.connection.executescript(SCHEMA)
+        try:
+            # write-ahead logging, synced at checkpoints: a commit survives the process being
+            # killed (what an interrupted sweep needs) without an fsync per run (~10 ms each)
+            self.connection.execute("PRAGMA journal_mode=WAL")
+            self.connection.execute("PRAGMA synchronous=NORMAL")
+            with self.connection:
+                self.connection.executescript(SCHEMA)
+        except sqlite3.DatabaseError as error:
+            self.connection.close()
+            raise ValueError(f"{self.path} is not a file of run records ({error}); move it "
+                             "away or choose another output") from None
 
     def close(self) -> None:
         self.connection.close()
@@ -114,9 +143,7 @@ class RunStore:
         a run recorded here already is kept as it is. The source's records are not changed (its
         journal is rolled back, as on any opening, if a process was killed while writing it).
         """
-        if not Path(source).is_file():
-            raise ValueError(f"no run records at {source}")
-        other = sqlite3.connect(source)
+        other = sqlite3.connect(check_records_file(source))
         try:
             configs = other.execute("SELECT experiment, config, body FROM configs").fetchall()
             runs = other.execute("SELECT * FROM runs").fetchall()

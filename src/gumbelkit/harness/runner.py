@@ -27,7 +27,9 @@ from pathlib import Path
 
 import torch
 
+from .._validate import check_count
 from .executors import Executor, InProcess, Task, resolve_device, torch_threads
+from .paths import check_output_directory
 from .protocol import Experiment, ExperimentConfig, RunKey, RunResult
 from .records import RunStore, encode_key, resume_hint
 from .report import Block, Document, Section, write_report
@@ -96,13 +98,17 @@ def run_sweep(
     """Run (or reuse) every run of the chosen experiments and write the report into ``out_dir``.
 
     ``threads``: torch CPU threads of a run whose experiment does not set its own (None: torch's
-    default). ``intro`` builds the document's opening blocks from the sections (the lab's answer).
+    default). Every argument is checked (the device, the threads, the configurations, that
+    ``out_dir`` can be written) before anything is computed or written. ``intro`` builds the
+    document's opening blocks from the sections (the lab's answer).
     """
     executor = executor or InProcess()
     torch_device = resolve_device(device, here=executor.local)
+    if threads is not None:
+        check_count(threads, "threads per run")
     for experiment, config in chosen:
         experiment.check(config)
-    out = Path(out_dir)
+    out = check_output_directory(out_dir)
     start = time.perf_counter()
     with RunStore(out / "runs.sqlite") as store:
         plans = []
