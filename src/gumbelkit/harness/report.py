@@ -45,7 +45,7 @@ img { max-width: 100%; }
 .badge.holds { background: #1a7f37; } .badge.does-not-hold { background: #cf222e; }
 .badge.inconclusive { background: #9a6700; } .badge.depends { background: #0969da; }
 .badge.not-run { background: #6e7781; }
-table.claims td { text-align: left; vertical-align: top; }
+table.claims td, table.claims th { text-align: left; vertical-align: top; }
 figcaption { font-size: 0.9rem; color: #555; }
 """
 
