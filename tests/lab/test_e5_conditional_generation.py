@@ -23,13 +23,14 @@ def _interval(estimate, low, high):
     return Interval(estimate, low, high, 5)
 
 
-def _setting(obama, trump, hybrid, error_low, error_high):
+def _setting(obama, trump, hybrid, error_low, error_high, ood=(0.0, -0.01, 0.01)):
     error = (error_low + error_high) / 2
     shares = {"obama": _interval(obama, obama, obama), "trump": _interval(trump, trump, trump),
               "hybrid": _interval(hybrid, hybrid, hybrid),
               "mode_error": _interval(error, error_low, error_high),
               "energy": _interval(0.1, 0.05, 0.15)}
-    return {"p_minority": _interval(0.27, 0.25, 0.29), "as_trained": shares, "one_hot": shares}
+    return {"p_minority": _interval(0.27, 0.25, 0.29), "as_trained": shares, "one_hot": shares,
+            "one_hot_minus_as_trained": _interval(*ood)}
 
 
 def _summary(softmax, gs, gs_at_1=None, gs_tau=0.5):
@@ -46,27 +47,43 @@ def _summary(softmax, gs, gs_at_1=None, gs_tau=0.5):
     }
 
 
+def constant_code(summary):
+    """The verdict on answer 2's first claim (the constant code and its hybrid)."""
+    verdict, ood = EXPERIMENT.verdicts(summary)
+    assert verdict.claims == EXPERIMENT.claims[:1] and ood.claims == EXPERIMENT.claims[1:]
+    return verdict
+
+
+def test_e5_out_of_domain_every_way():
+    good = _setting(0.27, 0.72, 0.01, 0.02, 0.06)
+    for ood, decision in (((0.3, 0.2, 0.4), Decision.YES), ((-0.1, -0.2, -0.05), Decision.NO),
+                          ((0.1, -0.1, 0.3), Decision.UNDECIDED)):
+        softmax = _setting(0.0, 0.1, 0.9, 0.85, 0.95, ood=ood)
+        verdict = EXPERIMENT.verdicts(_summary(softmax=softmax, gs=good))[1]
+        assert verdict.decision is decision and "never saw in training" in verdict.answer
+
+
 def test_e5_verdict_both_ways():
     good = _setting(0.27, 0.72, 0.01, 0.02, 0.06)
     hybrid = _setting(0.0, 0.1, 0.9, 0.85, 0.95)
-    holds = EXPERIMENT.verdict(_summary(softmax=hybrid, gs=good))
+    holds = constant_code(_summary(softmax=hybrid, gs=good))
     assert holds.decision is Decision.YES
     assert "0.9 [0.9, 0.9] hybrids" in holds.answer and "produces hybrid outputs" in holds.answer
     assert "0.27 [0.27, 0.27]" in holds.answer and "0 of 2 settings" in holds.answer
 
     collapsed = _setting(0.0, 0.996, 0.004, 0.29, 0.31)
-    single = EXPERIMENT.verdict(_summary(softmax=collapsed, gs=good))
+    single = constant_code(_summary(softmax=collapsed, gs=good))
     assert single.decision is Decision.YES and "collapses onto a single voice" in single.answer
 
-    softmax_recovers = EXPERIMENT.verdict(_summary(softmax=good, gs=good))
+    softmax_recovers = constant_code(_summary(softmax=good, gs=good))
     assert softmax_recovers.decision is Decision.NO
     assert "does not always miss" in softmax_recovers.answer
 
-    gs_fails = EXPERIMENT.verdict(_summary(softmax=hybrid, gs=collapsed))
+    gs_fails = constant_code(_summary(softmax=hybrid, gs=collapsed))
     assert gs_fails.decision is Decision.NO and "does not clearly recover" in gs_fails.answer
 
     unclear = _setting(0.2, 0.7, 0.1, 0.1, 0.2)
-    assert EXPERIMENT.verdict(_summary(softmax=hybrid, gs=unclear)).decision is Decision.UNDECIDED
+    assert constant_code(_summary(softmax=hybrid, gs=unclear)).decision is Decision.UNDECIDED
 
 
 def test_gs_is_judged_at_the_tau_the_validation_seeds_chose():
@@ -74,9 +91,9 @@ def test_gs_is_judged_at_the_tau_the_validation_seeds_chose():
     good = _setting(0.27, 0.72, 0.01, 0.02, 0.06)
     hybrid = _setting(0.0, 0.1, 0.9, 0.85, 0.95)
     unclear = _setting(0.2, 0.7, 0.1, 0.02, 0.4)
-    chosen_well = EXPERIMENT.verdict(_summary(softmax=hybrid, gs=good, gs_at_1=unclear))
+    chosen_well = constant_code(_summary(softmax=hybrid, gs=good, gs_at_1=unclear))
     assert chosen_well.decision is Decision.YES
-    chosen_badly = EXPERIMENT.verdict(_summary(softmax=hybrid, gs=good, gs_at_1=unclear,
+    chosen_badly = constant_code(_summary(softmax=hybrid, gs=good, gs_at_1=unclear,
                                                gs_tau=1.0))
     assert chosen_badly.decision is Decision.UNDECIDED
 

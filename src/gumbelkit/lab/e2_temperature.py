@@ -52,7 +52,7 @@ HARD = ("st-gs", "reinmax")
 NOISE_MEASURES = ("flip_rate", "decision_entropy", "euclidean_share", "log_ratio_share",
                   "noise_to_logit")
 MEASURES = ("one_hot_gap", "softmax_one_hot_gap", "uniform_distance", "softmax_uniform_distance",
-            "exact_one_hot", *NOISE_MEASURES, "bias", "variance")
+            "exact_one_hot", "exact_one_hot_bf16", *NOISE_MEASURES, "bias", "variance")
 
 OBSERVATION_1 = Claim(
     "When the temperature is low, both Softmax with temperature and the Gumbel-Softmax functions "
@@ -99,6 +99,11 @@ def _cell(categories: int, scale: float) -> str:
     return f"K={categories}, scale={scale:g}"
 
 
+def _exactly_one_hot(y: torch.Tensor) -> float:
+    """The share of rows of ``y`` that are exactly one-hot (zeros and a one)."""
+    return float(((y == 0) | (y == 1)).all(1).double().mean())
+
+
 def measure(z: torch.Tensor, g: torch.Tensor, tau: float) -> dict[str, float]:
     """The measures of the module docstring for logits ``z`` (K,) and noise ``g`` (draws, K)."""
     k = z.shape[0]
@@ -118,7 +123,9 @@ def measure(z: torch.Tensor, g: torch.Tensor, tau: float) -> dict[str, float]:
         "softmax_one_hot_gap": float(1 - soft.max()),
         "uniform_distance": float(to_uniform.sqrt().mean() / one_hot_norm),
         "softmax_uniform_distance": float((soft - uniform).norm() / one_hot_norm),
-        "exact_one_hot": float(((y == 0) | (y == 1)).all(1).double().mean()),
+        "exact_one_hot": _exactly_one_hot(y),
+        # a bfloat16 sample: computed in float32 and rounded, as gk.gumbel_softmax does
+        "exact_one_hot_bf16": _exactly_one_hot(y.float().bfloat16()),
         "flip_rate": float((decision[1:] != decision[:-1]).double().mean()),
         "decision_entropy": float(-(frequency * frequency.clamp_min(1e-300).log()).sum()),
         "euclidean_share": float((y - y.mean(0)).pow(2).sum(1).mean() / to_uniform.mean()),
@@ -284,6 +291,8 @@ class TemperatureLimits(Experiment):
                 f"{len(cells)} cells, while the soft GS vector is exactly one-hot in float32 in a "
                 f"share of draws at tau={low} of "
                 + "; ".join(f"{c}: {at(c, low, 'exact_one_hot').format(2)}" for c in cells)
+                + ", and in bfloat16 of "
+                + "; ".join(f"{c}: {at(c, low, 'exact_one_hot_bf16').format(2)}" for c in cells)
                 + " (that share is the soft sample's rounding, not its design: the "
                 "straight-through hard sample is one-hot by construction, with the sampled law "
                 "of softmax(logits), which E1 tests).",
