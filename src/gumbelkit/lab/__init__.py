@@ -19,8 +19,9 @@ from .e8_exploration import EXPERIMENT as E8
 from .e9_annealing import EXPERIMENT as E9
 from .e10_relaxed_law import EXPERIMENT as E10
 from .e11_pointers import EXPERIMENT as E11
+from .e12_gates import EXPERIMENT as E12
 
 EXPERIMENTS: dict[str, Experiment] = {e.id: e for e in (E1, E2, E3, E4, E5, E6, E7, E8, E9,
-                                                        E10, E11)}
+                                                        E10, E11, E12)}
 
 __all__ = ["EXPERIMENTS"]
