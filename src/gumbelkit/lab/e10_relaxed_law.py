@@ -248,8 +248,11 @@ def _across(claim: Claim, decisions: dict[tuple[str, str], Decision], evidence: 
                     else Decision.UNDECIDED)
         holds = sorted({t for (_, t), d in decisions.items() if d is Decision.YES}, key=float)
         fails = sorted({t for (_, t), d in decisions.items() if d is Decision.NO}, key=float)
+        open_ = [f"{c} at tau={t}" for (c, t), d in decisions.items()
+                 if d is Decision.UNDECIDED]
         where = (f"it holds at tau in [{', '.join(holds) or 'none'}] and fails at tau in "
-                 f"[{', '.join(fails) or 'none'}] somewhere in the grid")
+                 f"[{', '.join(fails) or 'none'}] somewhere in the grid"
+                 + (f"; undecided in {', '.join(open_)}" if open_ else ""))
     who = claim.source[0].upper() + claim.source[1:]
     return Verdict(decision, f"{who}: the claim {decision.word} ({where}): {evidence}",
                    number=number, claims=(claim,))
