@@ -31,8 +31,11 @@ def test_set_overrides_one_field_of_one_experiment(tmp_path, capsys):
     for bad, message in ((["--set", "E2.colours=3"], "has no field 'colours'"),
                          (["--set", "E42.seeds=3"], "unknown experiment"),
                          (["--set", "E2.categories"], "ID.field=value"),
-                         (["--set", "E2.seeds=three"], "E2.seeds=three")):
-        assert main(["lab", "--smoke", "--only", "E2", "--out", str(tmp_path / "bad"),
+                         (["--set", "E2.seeds=three"], "E2.seeds=three"),
+                         (["--set", "E3.estimators=st,nope"], "unknown estimator 'nope'"),
+                         (["--set", "E2.taus=0.5,-1"], "taus: tau must be"),
+                         (["--set", "E2.seeds=0"], "seeds must be")):
+        assert main(["lab", "--smoke", "--only", "E2,E3", "--out", str(tmp_path / "bad"),
                      *bad]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()

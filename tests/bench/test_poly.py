@@ -207,6 +207,8 @@ def test_bench_poly_rejects_bad_input(tmp_path, capsys):
     assert "known estimators" in capsys.readouterr().err
     assert main(["bench", "poly", "--steps", "0", "--out", str(tmp_path)]) == 2
     assert "steps must be" in capsys.readouterr().err
+    assert main(["bench", "poly", "--tau", "0", "--out", str(tmp_path)]) == 2
+    assert "tau must be" in capsys.readouterr().err
     assert main(["bench", "poly", "--smoke", "--full", "--out", str(tmp_path)]) == 2
     assert "exclusive" in capsys.readouterr().err
     assert not (tmp_path / "runs.sqlite").exists()  # refused before any work

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._validate import check_tau
 from ..estimators import ESTIMATORS as REGISTRY
 from ..expectation import expectation
 from ..harness.plotting import plt, save
@@ -82,6 +83,7 @@ class PolyConfig(ExperimentConfig):
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         if not self.powers:
             raise ValueError("give at least one power")
+        check_tau(self.tau)
         check_estimators(self.estimators)
 
     @classmethod

@@ -31,8 +31,9 @@ import torch
 import gumbelkit as gk
 
 from ..harness.plotting import plt, save
-from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
+from ..harness.protocol import Claim, ExperimentConfig, Figure, Table, Verdict
 from ..harness.statistics import Decision, Interval, mean_interval, paired_difference
+from .base import LabExperiment
 
 EULER_GAMMA = 0.5772156649015329
 PARAMETER_TOL = 0.05  # a fitted location or scale within this (relative) of a law's fits it
@@ -83,7 +84,7 @@ def relative_error(fitted: torch.Tensor, target: torch.Tensor) -> float:
     return float((fitted - target).abs().max() / target.abs().max().clamp_min(1.0))
 
 
-class RelaxedLaw(Experiment):
+class RelaxedLaw(LabExperiment):
     id = "E10"
     title = "The law of the perturbed logits, and whether the relaxed sum is exact"
     claim_summary = "What the Gumbel-Softmax's perturbation and its weighted sum are."

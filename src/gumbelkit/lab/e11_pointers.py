@@ -28,8 +28,9 @@ import torch
 import gumbelkit as gk
 
 from ..harness.plotting import plt, save
-from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
+from ..harness.protocol import Claim, ExperimentConfig, Figure, Table, Verdict
 from ..harness.statistics import Decision, mean_interval, paired_difference
+from .base import LabExperiment
 
 MARGIN = 0.05  # pre-registered: accuracies within 5 points are the same
 NOISY = ("gs", "st-gs")
@@ -70,7 +71,7 @@ def readout(x: torch.Tensor, v: torch.Tensor, kind: str) -> torch.Tensor:
     return x @ v if kind == "linear" else x.pow(2).sum(-1)
 
 
-class Pointers(Experiment):
+class Pointers(LabExperiment):
     id = "E11"
     title = "Pointers: selecting one input among many, with and without Gumbel noise"
     claim_summary = POINTERS.summary

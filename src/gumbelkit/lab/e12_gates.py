@@ -31,8 +31,9 @@ import gumbelkit as gk
 
 from .._ops import replace_gradient
 from ..harness.plotting import plt, save
-from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
+from ..harness.protocol import Claim, ExperimentConfig, Figure, Table, Verdict
 from ..harness.statistics import Decision, mean_interval, paired_difference
+from .base import LabExperiment
 
 MARGIN = 0.05  # pre-registered: gaps within 0.05 (of f's range, normalised to 1) are the same
 SAMPLED = ("st", "concrete", "disarm")
@@ -96,7 +97,7 @@ def gate_objective(f: Objective, logits: torch.Tensor, method: str, samples: int
     return gk.bernoulli.expectation(f, logits, method, n_samples=samples, generator=generator)
 
 
-class Gates(Experiment):
+class Gates(LabExperiment):
     id = "E12"
     title = "Binary gates: deterministic sigmoid gates with straight-through, against sampled"
     claim_summary = GATES.summary

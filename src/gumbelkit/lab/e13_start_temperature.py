@@ -27,9 +27,10 @@ import torch
 import gumbelkit as gk
 
 from ..harness.plotting import plt, save
-from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
+from ..harness.protocol import Claim, ExperimentConfig, Figure, Table, Verdict
 from ..harness.statistics import Decision, mean_interval, paired_difference
 from ..workloads.problems import make_problem
+from .base import LabExperiment
 
 SCHEDULES = ("small", "moderate", "annealed")
 START = Claim(
@@ -67,7 +68,7 @@ class Config(ExperimentConfig):
         return gk.schedules.Exponential(self.moderate_tau, rate, tau_min=self.small_tau)
 
 
-class StartTemperature(Experiment):
+class StartTemperature(LabExperiment):
     id = "E13"
     title = "Training stability at a small starting temperature"
     claim_summary = START.summary

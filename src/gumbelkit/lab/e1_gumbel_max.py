@@ -19,8 +19,9 @@ from scipy import stats
 import gumbelkit as gk
 
 from ..harness.plotting import plt, save
-from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
+from ..harness.protocol import Claim, ExperimentConfig, Figure, Table, Verdict
 from ..harness.statistics import Decision, mean_interval, paired_difference
+from .base import LabExperiment
 
 ALPHA = 0.01  # family-wise level of the goodness-of-fit tests (Bonferroni over seeds)
 
@@ -71,7 +72,7 @@ def _method_names(config: Config) -> list[str]:
     return names
 
 
-class GumbelMaxExactness(Experiment):
+class GumbelMaxExactness(LabExperiment):
     id = "E1"
     title = "Gumbel-max samples exactly; the argmax of softmax is the mode"
     claim_summary = (

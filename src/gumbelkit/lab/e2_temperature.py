@@ -41,8 +41,9 @@ import torch
 import gumbelkit as gk
 
 from ..harness.plotting import plt, save
-from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
+from ..harness.protocol import Claim, ExperimentConfig, Figure, Table, Verdict
 from ..harness.statistics import Decision, Interval, mean_interval, paired_difference
+from .base import LabExperiment
 
 ONE_HOT_TOL = 0.05  # "near one-hot": mean 1 - max coordinate below this
 UNIFORM_TOL = 0.05  # "near uniform": normalised distance to the uniform vector below this
@@ -149,7 +150,7 @@ def _gradient(z: torch.Tensor, tau: float, draws: int, generator: torch.Generato
     return {"bias": row["bias"], "variance": row["variance"]}
 
 
-class TemperatureLimits(Experiment):
+class TemperatureLimits(LabExperiment):
     id = "E2"
     title = "Temperature: limits of softmax-tau and Gumbel-Softmax, and the noise's significance"
     claim_summary = "What tau does to softmax-tau and to the Gumbel noise."

@@ -33,9 +33,10 @@ import gumbelkit as gk
 from gumbelkit.estimators.base import ObjectiveFn
 
 from ..harness.plotting import plt, save
-from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
+from ..harness.protocol import Claim, ExperimentConfig, Figure, Table, Verdict
 from ..harness.statistics import Decision, Interval, mean_interval, paired_difference
 from ..workloads.problems import make_problem
+from .base import LabExperiment
 
 GRADIENT_METRICS = ("bias", "variance", "cosine")
 TOLERANCE = 0.01  # a gap difference matters if it exceeds this fraction of f's range
@@ -147,7 +148,7 @@ def _decide(differences: list[Interval], tolerance: float, any_above: bool) -> D
     return Decision.all_of(Decision.below(d, tolerance) for d in differences)
 
 
-class ExpectedLoss(Experiment):
+class ExpectedLoss(LabExperiment):
     id = "E3"
     title = "Expected loss: exact gradients, and f(E[c]) vs E[f(c)]"
     claim_summary = (

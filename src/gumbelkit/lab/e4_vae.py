@@ -20,9 +20,10 @@ import numpy as np
 import torch
 
 from ..harness.plotting import errorbar, plt, save
-from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
+from ..harness.protocol import Claim, ExperimentConfig, Figure, Table, Verdict
 from ..harness.statistics import Decision, mean_interval, paired_difference
 from ..workloads import vae
+from .base import LabExperiment
 
 BASELINE = "softmax"
 METRICS = {"discrete_elbo": "discrete negative ELBO", "iw_bound": "negative IW bound",
@@ -56,7 +57,7 @@ def _interval_text(summary: dict, name: str, metric: str) -> str:
     return summary["by_estimator"][name][metric].format(4)
 
 
-class CategoricalVAEExperiment(Experiment):
+class CategoricalVAEExperiment(LabExperiment):
     id = "E4"
     title = "Categorical VAE: a noise-free softmax encoder versus Gumbel noise"
     claim_summary = (

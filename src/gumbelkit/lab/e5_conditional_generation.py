@@ -28,8 +28,9 @@ import torch
 import gumbelkit as gk
 
 from ..harness.plotting import plt, save
-from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
+from ..harness.protocol import Claim, ExperimentConfig, Figure, Table, Verdict
 from ..harness.statistics import Decision, Interval, mean_interval, paired_difference
+from .base import LabExperiment
 
 RECOVERED = 0.15  # mode error below this: closer to the data's shares than to a collapsed model
 GENERATIONS = ("as_trained", "one_hot")
@@ -104,7 +105,7 @@ def _name(estimator: str, tau: float) -> str:
     return f"{estimator}, tau={tau:g}"
 
 
-class ConditionalGeneration(Experiment):
+class ConditionalGeneration(LabExperiment):
     id = "E5"
     title = "Conditional generation: a sampled code vs a constant softmax code (Obama/Trump)"
     claim_summary = (

@@ -43,8 +43,9 @@ import torch
 import gumbelkit as gk
 
 from ..harness.plotting import plt, save
-from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
+from ..harness.protocol import Claim, ExperimentConfig, Figure, Table, Verdict
 from ..harness.statistics import Decision, Interval, mean_interval, paired_difference
+from .base import LabExperiment
 
 MARGIN = 3.0  # pre-registered: a gradient-norm ratio beyond this factor is an explosion
 BOUND_SLACK = 1e-3  # float32 rounding allowed above the bound sqrt(2)/tau
@@ -102,7 +103,7 @@ def cross_entropy(perturbed: torch.Tensor, target: torch.Tensor, form: str) -> t
     return -torch.log_softmax(perturbed, 1).gather(1, target).squeeze(1)
 
 
-class NextTokenPrediction(Experiment):
+class NextTokenPrediction(LabExperiment):
     id = "E6"
     title = "Next-token prediction: cross-entropy of a Gumbel-Softmax sample vs of a softmax"
     claim_summary = (

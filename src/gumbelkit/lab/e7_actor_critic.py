@@ -37,9 +37,10 @@ import torch
 import gumbelkit as gk
 
 from ..harness.plotting import plt, save
-from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
+from ..harness.protocol import Claim, ExperimentConfig, Figure, Table, Verdict
 from ..harness.statistics import Decision, mean_interval, paired_difference
 from ..workloads.bandit import Bandit, BatchedCritics
+from .base import LabExperiment
 
 NEAR_ONE_HOT = 0.05  # inputs nearer one-hot than this (1 - max_k x_k) count as one-hot
 SOFT = ("softmax", "gs")  # estimators whose actor inputs are soft; run at every tau of the grid
@@ -161,7 +162,7 @@ def _train(config: Config, key: dict, device: torch.device) -> dict:
             "curve_steps": steps, "curve": curve}
 
 
-class ActorCritic(Experiment):
+class ActorCritic(LabExperiment):
     id = "E7"
     title = "Actor-critic with one-hot actions: softmax-tau against sampling actors"
     claim_summary = (

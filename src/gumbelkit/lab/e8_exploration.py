@@ -35,9 +35,10 @@ import torch
 import gumbelkit as gk
 
 from ..harness.plotting import plt, save
-from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
+from ..harness.protocol import Claim, ExperimentConfig, Figure, Table, Verdict
 from ..harness.statistics import Decision, mean_interval, paired_difference
 from ..workloads.trap import Trap
+from .base import LabExperiment
 
 GUMBEL_STD = math.pi / math.sqrt(6)  # standard deviation of Gumbel(0, 1)
 TAU_METHODS = ("softmax", "gaussian", "gs", "st-gs")  # run at every tau of the grid
@@ -109,7 +110,7 @@ def _optimise(config: Config, key: dict, device: torch.device) -> torch.Tensor:
     return theta.detach()
 
 
-class Exploration(Experiment):
+class Exploration(LabExperiment):
     id = "E8"
     title = "Exploration: escaping a deceptive local optimum with and without noise"
     claim_summary = (

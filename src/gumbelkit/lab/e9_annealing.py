@@ -27,9 +27,10 @@ import torch
 import gumbelkit as gk
 
 from ..harness.plotting import errorbar, plt, save
-from ..harness.protocol import Claim, Experiment, ExperimentConfig, Figure, Table, Verdict
+from ..harness.protocol import Claim, ExperimentConfig, Figure, Table, Verdict
 from ..harness.statistics import Decision, Interval, mean_interval, paired_difference
 from ..workloads import vae
+from .base import LabExperiment
 
 ANNEALED = "annealed"
 GUMBEL_SOFTMAX = ("gs", "st-gs")  # the estimators the claim is about
@@ -120,7 +121,7 @@ def _label(schedule: float | str) -> str:
     return ANNEALED if schedule == ANNEALED else f"tau={schedule:g}"
 
 
-class AnnealingExperiment(Experiment):
+class AnnealingExperiment(LabExperiment):
     id = "E9"
     title = "Annealing the temperature versus a constant temperature"
     claim_summary = (

@@ -1,0 +1,46 @@
+"""What the lab's experiments share: their configurations' common fields, checked before any run.
+
+A lab configuration names estimators (fields ending in ``estimators``), temperatures (``tau``,
+``taus`` and fields ending in ``_tau`` or ``_taus``) and counts (``seeds``, ``steps``, ``draws``,
+``batch``); a bad value set from the command line (``gumbelkit lab --set E3.estimators=nope``) is
+refused with a clear error before the lab computes or writes anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .._validate import check_count, check_tau
+from ..estimators import get_estimator
+from ..harness.protocol import Experiment, ExperimentConfig
+
+__all__ = ["LabExperiment", "check_fields"]
+
+COUNTS = ("seeds", "steps", "draws", "batch")
+
+
+def check_fields(config: ExperimentConfig) -> None:
+    """ValueError naming the field for an unknown estimator, a bad temperature or count."""
+    for field in dataclasses.fields(config):
+        name, value = field.name, getattr(config, field.name)
+        values = value if isinstance(value, tuple) else (value,)
+        if name.endswith("estimators"):
+            if not values:
+                raise ValueError(f"{name} is empty: give at least one estimator")
+            for estimator in values:
+                get_estimator(estimator)
+        elif name in ("tau", "taus") or name.endswith(("_tau", "_taus")):
+            for tau in values:
+                try:
+                    check_tau(tau)
+                except (TypeError, ValueError) as error:
+                    raise ValueError(f"{name}: {error}") from None
+        elif name in COUNTS:
+            check_count(value, name)
+
+
+class LabExperiment(Experiment):
+    """An experiment of the lab: :func:`check_fields` runs before any of its runs."""
+
+    def check(self, config: ExperimentConfig) -> None:
+        check_fields(config)
