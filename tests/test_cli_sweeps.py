@@ -39,3 +39,12 @@ def test_set_overrides_one_field_of_one_experiment(tmp_path, capsys):
                      *bad]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_data_directory_given_by_name_must_hold_the_data(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["lab", "--smoke", "--only", "E4", "--data-dir", str(empty),
+                 "--out", str(tmp_path / "out")]) == 2
+    assert "dataset-fashion-mnist" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -33,7 +33,7 @@ from .harness.executors import EXECUTORS, Executor, make_executor
 from .harness.paths import check_output_directory, check_output_file
 from .harness.protocol import Experiment, ExperimentConfig
 from .harness.report import markdown_blocks, markdown_table, to_jsonable
-from .workloads.data import DataNotFoundError
+from .workloads.data import DataNotFoundError, load_fashion_mnist
 from .workloads.problems import PROBLEMS, BernoulliProblem, SubsetProblem, make_problem
 
 T = TypeVar("T")
@@ -233,6 +233,8 @@ def lab_command(args: argparse.Namespace) -> int:
     if args.data_dir and not Path(args.data_dir).is_dir():
         raise ValueError(f"--data-dir {args.data_dir}: no such directory; give the one that "
                          "holds the Fashion-MNIST idx files")
+    if args.data_dir:  # data asked for by name must be there (without it: E4, E9 not run)
+        load_fashion_mnist("train", args.data_dir)
     outcome = run_lab(args.out, EXPERIMENTS, budget=budget(args),
                       only=args.only.split(",") if args.only else None,
                       overrides={"data_dir": args.data_dir} if args.data_dir else {},
