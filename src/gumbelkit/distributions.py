@@ -41,7 +41,7 @@ class GumbelSoftmax(Distribution):
         self,
         logits: torch.Tensor | None = None,
         probs: torch.Tensor | None = None,
-        tau: float | Schedule = 1.0,
+        tau: float | torch.Tensor | Schedule = 1.0,
         estimator: str | Estimator = "st-gs",
         validate_args: bool | None = None,
         **options: Any,
@@ -104,9 +104,10 @@ class GumbelSoftmax(Distribution):
         tau = check_tau(self.tau)
         k = self.logits.shape[-1]
         log_y = value.log()
+        log_tau = tau.log() if isinstance(tau, torch.Tensor) else math.log(tau)
         return (
             math.lgamma(k)
-            + (k - 1) * math.log(tau)
+            + (k - 1) * log_tau
             + (self.logits - (tau + 1) * log_y).sum(-1)
             - k * (self.logits - tau * log_y).logsumexp(-1)
         )

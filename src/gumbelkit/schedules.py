@@ -15,6 +15,8 @@ import math
 import numbers
 from typing import Any
 
+import torch
+
 __all__ = ["Schedule", "Constant", "Exponential", "Linear", "Cosine"]
 
 
@@ -35,7 +37,19 @@ class Schedule:
     """Base class: subclasses implement :meth:`__call__` (the value at a step)."""
 
     def __init__(self) -> None:
+        self._tensor: torch.Tensor | None = None
         self.last_step = 0
+
+    @property
+    def last_step(self) -> int:
+        """The current step (set by :meth:`step`, or directly)."""
+        return self._last_step
+
+    @last_step.setter
+    def last_step(self, step: int) -> None:
+        self._last_step = step
+        if self._tensor is not None:
+            self._tensor.fill_(self(step))
 
     def __call__(self, step: int) -> float:
         raise NotImplementedError
@@ -44,6 +58,14 @@ class Schedule:
     def value(self) -> float:
         """The temperature at the current step."""
         return self(self.last_step)
+
+    def tensor(self) -> torch.Tensor:
+        """The temperature at the current step as a 0-dim float64 tensor, one tensor updated in
+        place whenever the step changes: compiled code reads it as an input, so stepping the
+        schedule does not recompile (a Python float would be a constant of the graph)."""
+        if self._tensor is None:
+            self._tensor = torch.tensor(self.value, dtype=torch.float64)
+        return self._tensor
 
     def step(self) -> float:
         """Advance the step counter by one and return the new temperature."""
@@ -57,7 +79,7 @@ class Schedule:
         self.last_step = int(state["last_step"])
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k != "last_step")
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({fields})"
 
 

@@ -1,19 +1,20 @@
 """CPU fast path: Gumbel-max and Gumbel-Softmax in row chunks that stay in the cache.
 
-For categories along the last dim (of size > 1). Same formulas and the same kernels as the
+For categories along the last dim (or with only size-1 dims after it). Same formulas as the
 reference path (:mod:`gumbelkit.kernels.reference`); what changes is the work. Torch's own
 ``gumbel_softmax`` draws its noise with ``exponential_()``, which on the CPU costs about five
 times ``uniform_()`` and two logarithms, and writes a full-size temporary at each of its steps.
 Here the noise is drawn and used chunk by chunk (``CHUNK`` entries, about 1 MiB of float32) in
-one scratch buffer: ``G = -log(-log U)`` in place, plus the logits, divided by tau, then the
-softmax (or the argmax) written straight into the result. Hard mode keeps the soft sample for
-backward (one tensor of the logits' size, as torch does); soft mode keeps its output. Backward
-is ``y * (g - <g, y>) / tau`` chunk by chunk, the kernels autograd would use.
+one scratch buffer: ``G = -log(-log U)`` in place, plus the shifted logits
+``logits - max(logits)``, divided by tau, then the softmax (or the argmax) written straight into
+the result. These are the implementations of the custom ops of :mod:`gumbelkit.kernels.ops`,
+which register their gradient.
 
-Torch draws CPU uniforms on one thread, in order: the uniforms here are the generator's own, in
-the reference path's order, so for a given generator state the results are the reference path's
-bit for bit. (Drawing them on several threads from streams seeded by the generator was tried:
-on a 2-core machine it was slower, the threads of torch's own pool competing for the cores.)
+Torch draws CPU uniforms on one thread, in order: the uniforms here are those of the generator
+seeded with ``seed`` (:func:`gumbelkit.kernels.reference.seeded`), in the reference path's
+order, so for a given seed the results are the reference path's bit for bit. (Drawing them on
+several threads from streams seeded by the generator was tried: on a 2-core machine it was
+slower, the threads of torch's own pool competing for the cores.)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 
 from .._ops import compute_dtype
 from ..noise import gumbel_
+from .reference import seeded
 
 __all__ = ["gumbel_max", "gumbel_softmax"]
 
@@ -47,59 +49,48 @@ def _chunks(n_rows: int, K: int) -> Iterator[slice]:
         yield slice(start, min(start + step, n_rows))
 
 
-def _perturbed_chunks(x: torch.Tensor, generator: torch.Generator | None
+def _perturbed_chunks(x: torch.Tensor, seed: torch.Tensor
                       ) -> Iterator[tuple[slice, torch.Tensor]]:
-    """``(rows, logits[rows] + G)`` chunk by chunk, G drawn in place in one scratch buffer."""
-    scratch = torch.empty(min(x.shape[0], _rows_per_chunk(x.shape[1])), x.shape[1],
-                          dtype=x.dtype)
+    """``(rows, shifted logits[rows] + G)`` chunk by chunk, G drawn in place in one scratch
+    buffer from the generator of ``seed``."""
+    generator = seeded(seed)
+    size = (min(x.shape[0], _rows_per_chunk(x.shape[1])), x.shape[1])
+    scratch, logits = torch.empty(size, dtype=x.dtype), torch.empty(size, dtype=x.dtype)
+    floor = torch.finfo(x.dtype).min
     for rows in _chunks(*x.shape):
-        noise = gumbel_(scratch[:rows.stop - rows.start], generator)
-        yield rows, noise.add_(x[rows])
+        n = rows.stop - rows.start
+        noise = gumbel_(scratch[:n], generator)
+        top = x[rows].amax(-1, keepdim=True).clamp_(min=floor)
+        yield rows, noise.add_(torch.sub(x[rows], top, out=logits[:n]))
 
 
-def gumbel_max(logits: torch.Tensor, dim: int,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+def gumbel_max(logits: torch.Tensor, dim: int, seed: torch.Tensor) -> torch.Tensor:
     """``argmax(logits + G, dim)``, G ~ Gumbel(0, 1), without a full-size temporary."""
     x = _as_rows(logits.detach().to(compute_dtype(logits)), dim)
     index = torch.empty(x.shape[0], dtype=torch.int64)
-    for rows, perturbed in _perturbed_chunks(x, generator):
+    for rows, perturbed in _perturbed_chunks(x, seed):
         torch.argmax(perturbed, -1, out=index[rows])
     return index.reshape(logits.shape[:dim] + logits.shape[dim + 1:])
 
 
-class _GumbelSoftmax(torch.autograd.Function):
-    """``softmax((logits + G) / tau)``, or its one-hot argmax with the soft sample's gradient."""
-
-    @staticmethod
-    def forward(ctx, logits: torch.Tensor, tau: float, hard: bool, dim: int,
-                generator: torch.Generator | None) -> torch.Tensor:
-        x = _as_rows(logits.to(compute_dtype(logits)), dim)
-        soft = torch.empty_like(x, memory_format=torch.contiguous_format)
-        index = torch.empty(x.shape[0], 1, dtype=torch.int64) if hard else None
-        for rows, perturbed in _perturbed_chunks(x, generator):
-            if hard:
-                torch.argmax(perturbed, -1, keepdim=True, out=index[rows])
-            torch.ops.aten._softmax.out(perturbed.div_(tau), -1, False, out=soft[rows])
-        ctx.tau, ctx.dim, ctx.shape, ctx.dtype = tau, dim, logits.shape, logits.dtype
-        ctx.save_for_backward(soft)
-        value = torch.zeros_like(soft).scatter_(-1, index, 1.0) if hard else soft
-        return value.reshape(logits.shape).to(logits.dtype)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        (soft,) = ctx.saved_tensors
-        grad = _as_rows(grad.to(soft.dtype), ctx.dim)
-        dx = torch.empty_like(soft)
-        for rows in _chunks(*soft.shape):
-            torch.ops.aten._softmax_backward_data.out(grad[rows], soft[rows], -1, soft.dtype,
-                                                      grad_input=dx[rows])
-            if ctx.tau != 1.0:
-                dx[rows].div_(ctx.tau)
-        return dx.reshape(ctx.shape).to(ctx.dtype), None, None, None, None
-
-
-def gumbel_softmax(logits: torch.Tensor, tau: float, hard: bool, dim: int,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """Gumbel-Softmax sample along ``dim`` (soft, or one-hot with ``hard``), differentiable with
-    respect to ``logits``."""
-    return _GumbelSoftmax.apply(logits, tau, hard, dim, generator)
+def gumbel_softmax(logits: torch.Tensor, tau: torch.Tensor, hard: bool, dim: int,
+                   seed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sample (soft, or one-hot with ``hard``) and the soft sample along ``dim``, for the
+    noise of ``seed``; ``tau`` is a tensor broadcastable to ``logits``, already floored."""
+    x = _as_rows(logits.detach().to(compute_dtype(logits)), dim)
+    soft = torch.empty(logits.shape, dtype=x.dtype)  # a fresh tensor, not a view: the output
+    soft_rows = soft.view(x.shape)
+    index = torch.empty(x.shape[0], 1, dtype=torch.int64) if hard else None
+    tau = tau.to(x.dtype)
+    rows_tau = tau if tau.numel() == 1 else _as_rows(tau.expand(logits.shape), dim)
+    for rows, perturbed in _perturbed_chunks(x, seed):
+        if hard:
+            torch.argmax(perturbed, -1, keepdim=True, out=index[rows])
+        perturbed.div_(rows_tau if tau.numel() == 1 else rows_tau[rows])
+        torch.ops.aten._softmax.out(perturbed, -1, False, out=soft_rows[rows])
+    soft = soft.to(logits.dtype)
+    if not hard:
+        return soft, soft.new_empty(0)
+    value = torch.zeros_like(soft).scatter_(dim, index.reshape(
+        logits.shape[:dim] + (1,) + logits.shape[dim + 1:]), 1.0)
+    return value, soft
