@@ -46,8 +46,7 @@ def expand_samples(logits: torch.Tensor, n_samples: int) -> torch.Tensor:
 def tracing() -> bool:
     """Whether the code runs under ``torch.compile``, ``torch.export``, ``torch.jit.trace`` or an
     ONNX export: values are symbolic there, so checks run on the device and nothing reads them."""
-    return (torch.compiler.is_compiling() or torch.jit.is_tracing()
-            or torch.onnx.is_in_onnx_export())
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()  # ONNX export traces
 
 
 def portable() -> bool:
@@ -56,8 +55,7 @@ def portable() -> bool:
     graph is recorded for another runtime (``torch.export``, ``torch.jit.trace``, ONNX)."""
     if torch.compiler.is_compiling():
         return torch.compiler.is_exporting()
-    return (torch._C._are_functorch_transforms_active() or torch.jit.is_tracing()
-            or torch.onnx.is_in_onnx_export())
+    return torch._C._are_functorch_transforms_active() or torch.jit.is_tracing()
 
 
 def tau_floor(dtype: torch.dtype) -> float:

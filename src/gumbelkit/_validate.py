@@ -21,7 +21,7 @@ import numbers
 import torch
 from torch._C import _functorch
 
-from ._ops import tracing
+from ._ops import compute_dtype, tracing
 from .schedules import Schedule
 
 __all__ = ["set_validation", "validation_enabled"]
@@ -105,13 +105,19 @@ def check_logits(logits: object, dim: int) -> int:
         )
     if _enabled and logits.numel() > 0:
         detached = logits.detach()
-        if tracing() or not _plain_cpu(detached) or not bool(detached.isfinite().all()):
+        if tracing() or not _plain_cpu(detached) or not _finite_sum(detached):
             require(~detached.isnan(), NAN)
             require(~detached.isposinf(), POSINF)
             require(~detached.isneginf().all(dim=dim),
                     f"a row of logits along dim={dim} is -inf everywhere (every category "
                     "masked); at least one category per row must have a finite logit")
     return dim
+
+
+def _finite_sum(tensor: torch.Tensor) -> bool:
+    """Whether the sum is finite: then no entry is NaN or infinite. One reduction, the cheapest
+    check on the CPU (a sum that overflows, or -inf masks, send the caller to the full checks)."""
+    return math.isfinite(float(tensor.sum(dtype=compute_dtype(tensor))))
 
 
 def _plain_cpu(tensor: torch.Tensor) -> bool:

@@ -99,10 +99,19 @@ def noise_generator(generator: torch.Generator | None = None,
 
 
 def _tau_tensor(tau: float | torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """``tau`` as the ops take it: a tensor, floored in the logits' compute dtype."""
     dtype = upcast(logits).dtype
     if isinstance(tau, torch.Tensor):
         return floored(tau, dtype)
-    return torch.scalar_tensor(floored(tau, dtype), dtype=torch.float64)
+    if torch.compiler.is_compiling():
+        return torch.scalar_tensor(floored(tau, dtype), dtype=torch.float64)
+    return _constant(floored(tau, dtype))
+
+
+@functools.lru_cache(maxsize=64)
+def _constant(value: float) -> torch.Tensor:
+    """One 0-dim float64 tensor per temperature (eager calls reuse it: nothing writes to it)."""
+    return torch.scalar_tensor(value, dtype=torch.float64)
 
 
 def gumbel_max(logits: torch.Tensor, dim: int,

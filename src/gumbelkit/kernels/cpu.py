@@ -24,7 +24,6 @@ from collections.abc import Iterator
 import torch
 
 from .._ops import compute_dtype
-from ..noise import gumbel_
 from .reference import seeded
 
 __all__ = ["gumbel_max", "gumbel_softmax"]
@@ -49,24 +48,46 @@ def _chunks(n_rows: int, K: int) -> Iterator[slice]:
         yield slice(start, min(start + step, n_rows))
 
 
+def _one_chunk(x: torch.Tensor) -> bool:
+    return x.numel() <= CHUNK
+
+
 def _perturbed_chunks(x: torch.Tensor, seed: torch.Tensor
                       ) -> Iterator[tuple[slice, torch.Tensor]]:
-    """``(rows, shifted logits[rows] + G)`` chunk by chunk, G drawn in place in one scratch
-    buffer from the generator of ``seed``."""
+    """``(rows, shifted logits[rows] + G)`` chunk by chunk for a (rows, K) matrix, G drawn in
+    place in one scratch buffer from the generator of ``seed``."""
     generator = seeded(seed)
-    size = (min(x.shape[0], _rows_per_chunk(x.shape[1])), x.shape[1])
-    scratch, logits = torch.empty(size, dtype=x.dtype), torch.empty(size, dtype=x.dtype)
-    floor = torch.finfo(x.dtype).min
+    size = (_rows_per_chunk(x.shape[1]), x.shape[1])
+    scratch, shifted = torch.empty(size, dtype=x.dtype), torch.empty(size, dtype=x.dtype)
     for rows in _chunks(*x.shape):
         n = rows.stop - rows.start
-        noise = gumbel_(scratch[:n], generator)
-        top = x[rows].amax(-1, keepdim=True).clamp_(min=floor)
-        yield rows, noise.add_(torch.sub(x[rows], top, out=logits[:n]))
+        yield rows, _perturbed(x[rows], scratch[:n], shifted[:n], generator, -1)
+
+
+def _perturbed(x: torch.Tensor, noise: torch.Tensor, shifted: torch.Tensor,
+               generator: torch.Generator, dim: int) -> torch.Tensor:
+    """``x - max(x, dim) + G`` in ``noise`` (contiguous, shaped like ``x``): the uniforms in
+    place, ``-log(-log u)`` as :func:`gumbelkit.noise.gumbel_` computes it, one negation folded
+    into the sum (the same bits)."""
+    noise.uniform_(generator=generator).clamp_(min=torch.finfo(x.dtype).tiny)
+    log_log = noise.log_().neg_().log_()
+    top = x.amax(dim, keepdim=True).clamp_(min=torch.finfo(x.dtype).min)
+    return torch.sub(torch.sub(x, top, out=shifted), log_log, out=noise)
+
+
+def _perturbed_whole(x: torch.Tensor, seed: torch.Tensor, dim: int) -> torch.Tensor:
+    """:func:`_perturbed` of a tensor that fits one chunk, in its own shape (small tensors are
+    where the time per operation counts)."""
+    return _perturbed(x, torch.empty(x.shape, dtype=x.dtype), torch.empty(x.shape, dtype=x.dtype),
+                      seeded(seed), dim)
 
 
 def gumbel_max(logits: torch.Tensor, dim: int, seed: torch.Tensor) -> torch.Tensor:
     """``argmax(logits + G, dim)``, G ~ Gumbel(0, 1), without a full-size temporary."""
-    x = _as_rows(logits.detach().to(compute_dtype(logits)), dim)
+    x = logits.to(compute_dtype(logits))
+    if _one_chunk(x):
+        return _perturbed_whole(x, seed, dim).argmax(dim)
+    x = _as_rows(x, dim)
     index = torch.empty(x.shape[0], dtype=torch.int64)
     for rows, perturbed in _perturbed_chunks(x, seed):
         torch.argmax(perturbed, -1, out=index[rows])
@@ -76,21 +97,34 @@ def gumbel_max(logits: torch.Tensor, dim: int, seed: torch.Tensor) -> torch.Tens
 def gumbel_softmax(logits: torch.Tensor, tau: torch.Tensor, hard: bool, dim: int,
                    seed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The sample (soft, or one-hot with ``hard``) and the soft sample along ``dim``, for the
-    noise of ``seed``; ``tau`` is a tensor broadcastable to ``logits``, already floored."""
-    x = _as_rows(logits.detach().to(compute_dtype(logits)), dim)
-    soft = torch.empty(logits.shape, dtype=x.dtype)  # a fresh tensor, not a view: the output
-    soft_rows = soft.view(x.shape)
-    index = torch.empty(x.shape[0], 1, dtype=torch.int64) if hard else None
+    noise of ``seed``; ``tau`` is a tensor broadcastable to ``logits``, already floored. The
+    outputs are fresh tensors (not views)."""
+    x = logits.to(compute_dtype(logits))
     tau = tau.to(x.dtype)
-    rows_tau = tau if tau.numel() == 1 else _as_rows(tau.expand(logits.shape), dim)
-    for rows, perturbed in _perturbed_chunks(x, seed):
-        if hard:
-            torch.argmax(perturbed, -1, keepdim=True, out=index[rows])
-        perturbed.div_(rows_tau if tau.numel() == 1 else rows_tau[rows])
-        torch.ops.aten._softmax.out(perturbed, -1, False, out=soft_rows[rows])
+    if _one_chunk(x):
+        perturbed = _perturbed_whole(x, seed, dim)
+        index = perturbed.argmax(dim, keepdim=True) if hard else None
+        soft = torch.softmax(perturbed.div_(tau), dim)
+    else:
+        soft = torch.empty(x.shape, dtype=x.dtype)  # the output: its own tensor, not a view
+        index = _chunked_softmax(_as_rows(x, dim), tau.reshape(()) if tau.numel() == 1 else
+                                 _as_rows(tau.expand(x.shape), dim), hard, seed,
+                                 soft.view(-1, x.shape[dim]))
+        index = None if index is None else index.view(x.shape[:dim] + (1,) + x.shape[dim + 1:])
     soft = soft.to(logits.dtype)
     if not hard:
         return soft, soft.new_empty(0)
-    value = torch.zeros_like(soft).scatter_(dim, index.reshape(
-        logits.shape[:dim] + (1,) + logits.shape[dim + 1:]), 1.0)
-    return value, soft
+    return torch.zeros_like(soft).scatter_(dim, index, 1.0), soft
+
+
+def _chunked_softmax(x: torch.Tensor, tau: torch.Tensor, hard: bool, seed: torch.Tensor,
+                     soft: torch.Tensor) -> torch.Tensor | None:
+    """The soft sample of a (rows, K) matrix into ``soft`` and, with ``hard``, each row's
+    argmax (returned), chunk by chunk; ``tau`` a 0-dim tensor or one of x's shape."""
+    index = torch.empty(x.shape[0], 1, dtype=torch.int64) if hard else None
+    for rows, perturbed in _perturbed_chunks(x, seed):
+        if hard:
+            torch.argmax(perturbed, -1, keepdim=True, out=index[rows])
+        perturbed.div_(tau if tau.dim() == 0 else tau[rows])
+        torch.ops.aten._softmax.out(perturbed, -1, False, out=soft[rows])
+    return index

@@ -28,6 +28,8 @@ works), the sum over the entries that share a value of tau.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import torch
 
 from . import cpu, reference, select
@@ -52,9 +54,9 @@ def _module(logits: torch.Tensor, dim: int, tau: torch.Tensor | None = None):
     return cpu if name == "cpu" else _Reference
 
 
-class _Reference:
-    gumbel_max = staticmethod(reference.gumbel_max_seeded)
-    gumbel_softmax = staticmethod(reference.gumbel_softmax_seeded)
+# the reference path's functions of a seed, under the names the other kernels' modules use
+_Reference = SimpleNamespace(gumbel_max=reference.gumbel_max_seeded,
+                             gumbel_softmax=reference.gumbel_softmax_seeded)
 
 
 @torch.library.impl("gumbelkit::gumbel_max", "CompositeExplicitAutograd")

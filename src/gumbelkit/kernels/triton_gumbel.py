@@ -15,9 +15,9 @@ sample of a seed share their noise. The seed is drawn from torch's generator (th
 becomes ``u = (b + 1/2) / 2**32`` (in float32 capped at ``1 - 2**-24``, the largest float32
 below 1): a uniform on the open interval.
 
-The logits are shifted by their row maximum before the noise is added (one more read of a long
-row), so the law is exact at any offset of the logits. Arithmetic is in float32, in base 2: with
-``log2(e)`` folded in,
+The logits are shifted by their row maximum before the noise is added (from the tile in
+registers; one more read of a row longer than a tile), so the law is exact at any offset.
+Arithmetic is in float32, in base 2: with ``log2(e)`` folded in,
 ``G * log2(e) = -log2(ln 2) - log2(-log2 u)`` and ``softmax(v)_k = 2**(v_k log2 e - m) / s``; the
 logarithms come from the hardware's ``lg2.approx``. Float64 input is computed in float64 (what the
 interpreter tests with gradcheck), but compiled kernels hold their constants in float32, so the
@@ -101,11 +101,16 @@ def _gumbel2(seed, rows, col0, KQ, BLOCK_K: tl.constexpr, COMPUTE: tl.constexpr)
 
 
 @triton.jit
-def _perturbed2(x_ptr, offs, mask, seed, rows, col0, KQ, scale, shift,
-                BLOCK_K: tl.constexpr, COMPUTE: tl.constexpr):
-    """``(logits - shift + G) * log2(e) / tau`` for a tile (``scale = 1 / tau``, ``shift`` the
-    row's largest logit); -inf where masked."""
-    x = tl.load(x_ptr + offs, mask=mask, other=float("-inf")).to(COMPUTE)
+def _load(x_ptr, offs, mask, COMPUTE: tl.constexpr):
+    """A tile of logits in the compute dtype, -inf where masked."""
+    return tl.load(x_ptr + offs, mask=mask, other=float("-inf")).to(COMPUTE)
+
+
+@triton.jit
+def _perturbed2(x, seed, rows, col0, KQ, scale, shift, BLOCK_K: tl.constexpr,
+                COMPUTE: tl.constexpr):
+    """``(logits - shift + G) * log2(e) / tau`` for a tile ``x`` of logits (``scale = 1 / tau``,
+    ``shift`` the row's largest logit)."""
     return ((x - shift[:, None]) * LOG2E + _gumbel2(seed, rows, col0, KQ, BLOCK_K, COMPUTE)) \
         * scale
 
@@ -113,14 +118,14 @@ def _perturbed2(x_ptr, offs, mask, seed, rows, col0, KQ, scale, shift,
 @triton.jit
 def _row_max(x_ptr, rows, row_ok, base, K, inner, LAST: tl.constexpr, BLOCK_R: tl.constexpr,
              BLOCK_K: tl.constexpr, COMPUTE: tl.constexpr):
-    """The largest logit of each row (0 for a fully masked row): the shift that keeps
-    ``logits + G`` exact at any offset of the logits (one more read of a long row)."""
+    """The largest logit of each row (0 for a fully masked row) of a row longer than a tile:
+    the shift that keeps ``logits + G`` exact at any offset (one more read of the row)."""
     top = tl.full([BLOCK_R], float("-inf"), COMPUTE)
     for col0 in range(0, K, BLOCK_K):
         cols = col0 + tl.arange(0, BLOCK_K)
         mask = row_ok[:, None] & (cols < K)[None, :]
-        x = tl.load(x_ptr + _offsets(base, cols, inner, LAST), mask=mask, other=float("-inf"))
-        top = tl.maximum(top, tl.max(x.to(COMPUTE), 1))
+        top = tl.maximum(top, tl.max(_load(x_ptr, _offsets(base, cols, inner, LAST), mask,
+                                           COMPUTE), 1))
     return _finite(top)
 
 
@@ -155,12 +160,12 @@ def _forward_kernel(x_ptr, out_ptr, index_ptr, stats_ptr, seed_ptr,
                     BLOCK_R: tl.constexpr, BLOCK_K: tl.constexpr, COMPUTE: tl.constexpr):
     seed = tl.load(seed_ptr)
     rows, row_ok, base = _row_bases(n_rows, K, inner, LAST, BLOCK_R)
-    shift = _row_max(x_ptr, rows, row_ok, base, K, inner, LAST, BLOCK_R, BLOCK_K, COMPUTE)
     if SINGLE:
         cols = tl.arange(0, BLOCK_K)
         mask = row_ok[:, None] & (cols < K)[None, :]
         offs = _offsets(base, cols, inner, LAST)
-        z = _perturbed2(x_ptr, offs, mask, seed, rows, 0, KQ, scale, shift, BLOCK_K, COMPUTE)
+        x = _load(x_ptr, offs, mask, COMPUTE)
+        z = _perturbed2(x, seed, rows, 0, KQ, scale, _finite(tl.max(x, 1)), BLOCK_K, COMPUTE)
         if MODE == INDEX:
             tl.store(index_ptr + rows, tl.argmax(z, 1), mask=row_ok)
         elif MODE == SOFT:
@@ -171,6 +176,7 @@ def _forward_kernel(x_ptr, out_ptr, index_ptr, stats_ptr, seed_ptr,
             top = tl.argmax(z, 1)
             tl.store(out_ptr + offs, _one_hot(cols, top, out_ptr.dtype.element_ty), mask=mask)
     else:
+        shift = _row_max(x_ptr, rows, row_ok, base, K, inner, LAST, BLOCK_R, BLOCK_K, COMPUTE)
         m = tl.full([BLOCK_R], float("-inf"), COMPUTE)  # running max of z
         s = tl.zeros([BLOCK_R], COMPUTE)  # running sum of 2**(z - m)
         top = tl.zeros([BLOCK_R], tl.int64)  # running argmax of z
@@ -178,8 +184,8 @@ def _forward_kernel(x_ptr, out_ptr, index_ptr, stats_ptr, seed_ptr,
             cols = col0 + tl.arange(0, BLOCK_K)
             mask = row_ok[:, None] & (cols < K)[None, :]
             offs = _offsets(base, cols, inner, LAST)
-            z = _perturbed2(x_ptr, offs, mask, seed, rows, col0, KQ, scale, shift, BLOCK_K,
-                            COMPUTE)
+            z = _perturbed2(_load(x_ptr, offs, mask, COMPUTE), seed, rows, col0, KQ, scale,
+                            shift, BLOCK_K, COMPUTE)
             if MODE == SOFT:
                 tile_max = tl.max(z, 1)
             else:
