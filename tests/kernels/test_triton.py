@@ -47,7 +47,7 @@ def ops(triton_gumbel, monkeypatch):
     the interpreter without a GPU)."""
     from gumbelkit.kernels import ops
 
-    monkeypatch.setattr(ops, "select", lambda *args: "triton")
+    monkeypatch.setattr(ops, "backend_for", lambda *args: "triton")
     return ops
 
 

@@ -35,7 +35,7 @@ import torch
 from .._ops import floored, portable, upcast
 from . import reference
 
-__all__ = ["BACKENDS", "backend_for", "gumbel_max", "gumbel_softmax", "noise_generator", "select",
+__all__ = ["BACKENDS", "backend_for", "gumbel_max", "gumbel_softmax", "noise_generator",
            "use_backend"]
 
 BACKENDS = ("auto", "reference")
@@ -64,7 +64,7 @@ def _triton_available() -> bool:
     return importlib.util.find_spec("triton") is not None
 
 
-def select(logits: torch.Tensor, dim: int = -1, tau: torch.Tensor | None = None) -> str:
+def backend_for(logits: torch.Tensor, dim: int = -1, tau: torch.Tensor | None = None) -> str:
     """The kernel that the ops run for ``logits`` with the categories along ``dim`` (and a
     tensor ``tau``): ``"triton"``, ``"cpu"`` or ``"reference"``."""
     if _state["backend"] == "reference" or logits.numel() == 0 \
@@ -77,8 +77,6 @@ def select(logits: torch.Tensor, dim: int = -1, tau: torch.Tensor | None = None)
         return "triton"
     return "reference"
 
-
-backend_for = select  # the name the benchmarks and tests know
 
 
 def _seed(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -142,4 +140,4 @@ def gumbel_softmax(logits: torch.Tensor, tau: float | torch.Tensor, hard: bool, 
     return sample
 
 
-from . import ops  # noqa: E402 (the ops use select, above)
+from . import ops  # noqa: E402 (the ops use backend_for, above)

@@ -32,7 +32,7 @@ from types import SimpleNamespace
 
 import torch
 
-from . import cpu, reference, select
+from . import backend_for, cpu, reference
 
 __all__ = ["gumbel_max", "gumbel_softmax"]
 
@@ -46,7 +46,7 @@ gumbel_softmax = torch.ops.gumbelkit.gumbel_softmax.default
 
 
 def _module(logits: torch.Tensor, dim: int, tau: torch.Tensor | None = None):
-    name = select(logits, dim, tau)
+    name = backend_for(logits, dim, tau)
     if name == "triton":
         from . import triton_gumbel
 
