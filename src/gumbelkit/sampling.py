@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from . import kernels
-from ._ops import floored, portable, replace_gradient, tempered_softmax, upcast
+from ._ops import floored, replace_gradient, tempered_softmax, upcast
 from ._validate import (
     NAN,
     check_count,
@@ -86,9 +86,7 @@ def gumbel_topk(
         require(torch.isfinite(logits.detach()).sum(dim) >= k,
                 f"k={k} exceeds the number of unmasked (finite) categories in some row; draws "
                 "without replacement must stay unmasked")
-    # the noise of gumbel_max for the same generator state: its first index is gumbel_max's
-    source = generator if portable() else kernels.noise_generator(generator, logits.device)
-    return perturb(logits, source, dim).topk(k, dim).indices
+    return perturb(logits, generator, dim).topk(k, dim).indices
 
 
 def softmax_t(logits: torch.Tensor, tau: Tau = 1.0, dim: int = -1) -> torch.Tensor:

@@ -102,14 +102,15 @@ def _tau_tensor(tau: float | torch.Tensor, logits: torch.Tensor) -> torch.Tensor
     if isinstance(tau, torch.Tensor):
         return floored(tau, dtype)
     if torch.compiler.is_compiling():
-        return torch.scalar_tensor(floored(tau, dtype), dtype=torch.float64)
-    return _constant(floored(tau, dtype))
+        return torch.scalar_tensor(floored(tau, dtype), dtype=dtype)
+    return _constant(floored(tau, dtype), dtype)
 
 
 @functools.lru_cache(maxsize=64)
-def _constant(value: float) -> torch.Tensor:
-    """One 0-dim float64 tensor per temperature (eager calls reuse it: nothing writes to it)."""
-    return torch.scalar_tensor(value, dtype=torch.float64)
+def _constant(value: float, dtype: torch.dtype) -> torch.Tensor:
+    """One 0-dim tensor per temperature and dtype (eager calls reuse it: nothing writes to
+    it)."""
+    return torch.scalar_tensor(value, dtype=dtype)
 
 
 def gumbel_max(logits: torch.Tensor, dim: int,

@@ -16,7 +16,8 @@ one-hot sample carries (an empty tensor without ``hard``). Outputs are fresh ten
 
 Each op has a CPU kernel (:mod:`gumbelkit.kernels.cpu`, or the reference for categories not
 last), a CUDA kernel (:mod:`gumbelkit.kernels.triton_gumbel`, or the reference for float64, a
-tensor tau on the GPU, or without Triton) and the reference for every other device; a fake
+tensor tau on the GPU, or without Triton: with the Triton kernels' noise where Triton is
+installed, so without a host synchronisation) and the reference for every other device; a fake
 (meta) implementation for tracing; a vmap rule; and, for ``gumbel_softmax``, its gradient:
 with ``y`` the soft sample and ``g`` the gradient of the sample,
 

@@ -22,7 +22,7 @@ from .._ops import floored, one_hot, replace_gradient, shifted, upcast
 from ..noise import gumbel_like
 
 __all__ = ["perturb", "perturbed_softmax", "gumbel_max", "gumbel_softmax", "seeded",
-           "gumbel_max_seeded", "gumbel_softmax_seeded"]
+           "seeded_noise", "gumbel_max_seeded", "gumbel_softmax_seeded"]
 
 
 def perturbed_softmax(
@@ -79,8 +79,8 @@ _local = threading.local()
 def seeded(seed: torch.Tensor) -> torch.Generator:
     """A generator on the seed's device seeded with it (one per thread and device, re-seeded).
 
-    On a GPU this reads the seed on the host: a synchronisation, which the fast paths avoid by
-    generating their noise from the seed on the device.
+    On a GPU this reads the seed on the host: a synchronisation, which :func:`seeded_noise`
+    avoids where Triton is installed.
     """
     device = seed.device
     generators = _local.__dict__.setdefault("generators", {})
@@ -90,9 +90,23 @@ def seeded(seed: torch.Tensor) -> torch.Generator:
     return generator.manual_seed(int(seed))
 
 
+def seeded_noise(x: torch.Tensor, dim: int, seed: torch.Tensor) -> torch.Tensor:
+    """Gumbel noise shaped like ``x`` (in its compute dtype) for ``seed``: drawn from
+    :func:`seeded` on the CPU; on CUDA with Triton installed, the Triton kernels' own noise of
+    the seed, generated on the device without a host synchronisation."""
+    from . import _triton_available
+
+    if seed.device.type == "cuda" and _triton_available():
+        from .triton_gumbel import gumbel_noise
+
+        return gumbel_noise(x.shape, dim, seed, x.dtype)
+    return gumbel_like(x, seeded(seed))
+
+
 def gumbel_max_seeded(logits: torch.Tensor, dim: int, seed: torch.Tensor) -> torch.Tensor:
     """:func:`gumbel_max` with the noise of ``seed``."""
-    return gumbel_max(logits, dim, seeded(seed))
+    x = upcast(logits.detach())
+    return (shifted(x, dim) + seeded_noise(x, dim, seed)).argmax(dim)
 
 
 def gumbel_softmax_seeded(logits: torch.Tensor, tau: torch.Tensor, hard: bool, dim: int,
@@ -100,7 +114,7 @@ def gumbel_softmax_seeded(logits: torch.Tensor, tau: torch.Tensor, hard: bool, d
     """The sample and the soft sample of :func:`gumbel_softmax` for the noise of ``seed``,
     without autograd (the custom op's implementation; its gradient is registered with it)."""
     x = upcast(logits)
-    noise = gumbel_like(x, seeded(seed))
+    noise = seeded_noise(x, dim, seed)
     value, soft = _hard_and_soft(shifted(x, dim) + noise, tau, hard, dim)
     value = value.to(logits.dtype)
     return value, soft.to(logits.dtype) if hard else value.new_empty(0)
