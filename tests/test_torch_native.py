@@ -413,3 +413,50 @@ def test_a_tensor_tau_of_the_wrong_shape_or_dtype_raises():
         gk.gumbel_softmax(torch.zeros(2, 3), torch.ones(3, 1))
     with pytest.raises(TypeError, match="floating-point"):
         gk.gumbel_softmax(torch.zeros(2, 3), torch.ones(1, dtype=torch.int64))
+
+
+# ---------------------------------------------------------------------------- the custom ops
+
+
+def _op_args():
+    from gumbelkit.kernels import ops
+
+    x = torch.randn(4, 5, generator=gen(20), requires_grad=True)
+    seed = torch.tensor([21])
+    tau = torch.tensor(0.7, requires_grad=True)
+    return ops, [(ops.gumbel_softmax, (x, tau, hard, 1, seed)) for hard in (False, True)] + [
+        (ops.gumbel_max, (x.detach(), 1, seed))]
+
+
+def test_opcheck():
+    # torch.library's own checks: the schema, the fake (meta) implementation against the real
+    # one, the registered autograd, and AOTAutograd's dispatch
+    _, cases = _op_args()
+    for op, args in cases:
+        torch.library.opcheck(op, args)
+
+
+def test_the_vmap_rules_of_the_ops():
+    ops, _ = _op_args()
+    batch = torch.randn(3, 4, 5, generator=gen(22))
+    tau = torch.tensor(0.7)
+    seed = torch.tensor([23])
+    # one seed for the batch: each member gets the noise of that seed, as one call would
+    out = torch.func.vmap(lambda v: ops.gumbel_softmax(v, tau, True, 1, seed)[1])(batch)
+    for b in range(3):
+        assert torch.equal(out[b], ops.gumbel_softmax(batch[b], tau, True, 1, seed)[1])
+    index = torch.func.vmap(lambda v: ops.gumbel_max(v, 1, seed))(batch)
+    assert torch.equal(index[1], ops.gumbel_max(batch[1], 1, seed))
+    # a batched seed: each member its own
+    seeds = torch.tensor([[1], [2], [3]])
+    out = torch.func.vmap(lambda v, s: ops.gumbel_softmax(v, tau, False, 1, s)[0])(batch, seeds)
+    assert torch.equal(out[2], ops.gumbel_softmax(batch[2], tau, False, 1, seeds[2])[0])
+
+
+def test_validation_raises_under_inductor_too():
+    torch._dynamo.reset()
+    compiled = torch.compile(lambda v: gk.gumbel_softmax(v, 0.5), fullgraph=True)
+    assert compiled(torch.zeros(2, 3)).shape == (2, 3)
+    with pytest.raises(RuntimeError, match="logits contain NaN"):
+        compiled(torch.tensor([[0.0, float("nan")]]))
+    torch._dynamo.reset()

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 
 import torch
 
-from .._ops import floored, portable, upcast
+from .._ops import compute_dtype, floored, portable
 from . import reference
 
 __all__ = ["BACKENDS", "backend_for", "gumbel_max", "gumbel_softmax", "noise_generator",
@@ -98,7 +98,7 @@ def noise_generator(generator: torch.Generator | None = None,
 
 def _tau_tensor(tau: float | torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     """``tau`` as the ops take it: a tensor, floored in the logits' compute dtype."""
-    dtype = upcast(logits).dtype
+    dtype = compute_dtype(logits)
     if isinstance(tau, torch.Tensor):
         return floored(tau, dtype)
     if torch.compiler.is_compiling():

@@ -85,12 +85,14 @@ def _setup_context(ctx, inputs, output):
     _, tau, hard, dim, _ = inputs
     sample, soft = output
     ctx.save_for_backward(soft if hard else sample, tau)
-    ctx.dim = dim
+    ctx.dim, ctx.hard = dim, hard
     ctx.set_materialize_grads(False)
 
 
 def _backward(ctx, grad: torch.Tensor | None, grad_soft: torch.Tensor | None):
     y, tau = ctx.saved_tensors
+    if not ctx.hard:  # the second output is an empty placeholder
+        grad_soft = None
     if grad is None:
         grad = grad_soft
     elif grad_soft is not None:
