@@ -70,12 +70,12 @@ def shifted(logits: torch.Tensor, dim: int) -> torch.Tensor:
 
     The laws of every sampler are invariant to this shift, and with it they stay exact at any
     offset of the logits (no rounding of ``logits + noise`` at large magnitudes) and no
-    ``logits / tau`` overflows. A fully masked row (all -inf) is left as it is.
+    ``logits / tau`` overflows. A fully masked row (all -inf, refused while validation is on)
+    becomes NaN.
     """
     if logits.numel() == 0:
         return logits
-    top = logits.detach().amax(dim, keepdim=True)
-    return logits - top.clamp(min=torch.finfo(top.dtype).min)
+    return logits - logits.detach().amax(dim, keepdim=True)
 
 
 def floored(tau: float | torch.Tensor, dtype: torch.dtype) -> float | torch.Tensor:

@@ -61,25 +61,26 @@ def _perturbed_chunks(x: torch.Tensor, seed: torch.Tensor
     scratch, shifted = torch.empty(size, dtype=x.dtype), torch.empty(size, dtype=x.dtype)
     for rows in _chunks(*x.shape):
         n = rows.stop - rows.start
-        yield rows, _perturbed(x[rows], scratch[:n], shifted[:n], generator, -1)
+        yield rows, _perturbed(x[rows], scratch[:n].uniform_(generator=generator), shifted[:n],
+                               -1)
 
 
-def _perturbed(x: torch.Tensor, noise: torch.Tensor, shifted: torch.Tensor,
-               generator: torch.Generator, dim: int) -> torch.Tensor:
-    """``x - max(x, dim) + G`` in ``noise`` (contiguous, shaped like ``x``): the uniforms in
-    place, ``-log(-log u)`` as :func:`gumbelkit.noise.gumbel_` computes it, one negation folded
-    into the sum (the same bits)."""
-    noise.uniform_(generator=generator).clamp_(min=torch.finfo(x.dtype).tiny)
-    log_log = noise.log_().neg_().log_()
-    top = x.amax(dim, keepdim=True).clamp_(min=torch.finfo(x.dtype).min)
-    return torch.sub(torch.sub(x, top, out=shifted), log_log, out=noise)
+def _perturbed(x: torch.Tensor, uniform: torch.Tensor, shifted: torch.Tensor | None,
+               dim: int) -> torch.Tensor:
+    """``x - max(x, dim) + G`` in ``uniform`` (uniform draws, contiguous, shaped like ``x``):
+    ``-log(-log u)`` in place as :func:`gumbelkit.noise.gumbel_` computes it, one negation
+    folded into the sum (the same bits); ``shifted`` is scratch for ``x - max`` (None: a new
+    tensor)."""
+    log_log = uniform.clamp_(min=torch.finfo(x.dtype).tiny).log_().neg_().log_()
+    top = x.amax(dim, keepdim=True)  # a fully masked row gives NaN, as the reference path does
+    return torch.sub(torch.sub(x, top, out=shifted) if shifted is not None else x - top,
+                     log_log, out=uniform)
 
 
 def _perturbed_whole(x: torch.Tensor, seed: torch.Tensor, dim: int) -> torch.Tensor:
-    """:func:`_perturbed` of a tensor that fits one chunk, in its own shape (small tensors are
-    where the time per operation counts)."""
-    return _perturbed(x, torch.empty(x.shape, dtype=x.dtype), torch.empty(x.shape, dtype=x.dtype),
-                      seeded(seed), dim)
+    """:func:`_perturbed` of a tensor that fits one chunk, in its own shape, with the fewest
+    operations (small tensors are where the time per operation counts)."""
+    return _perturbed(x, torch.rand(x.shape, dtype=x.dtype, generator=seeded(seed)), None, dim)
 
 
 def gumbel_max(logits: torch.Tensor, dim: int, seed: torch.Tensor) -> torch.Tensor:
