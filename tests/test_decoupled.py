@@ -55,13 +55,15 @@ def test_masked_categories_are_never_drawn():
 
 @pytest.mark.parametrize("tau_forward,tau_backward", [(0.5, 0.3), (2.0, 1.5), (1.0, 4.0)])
 def test_gradient_is_the_formula_per_sample(tau_forward, tau_backward):
-    # dst-gs draws gumbel_noise(logits.shape) first: with the same noise G,
+    # dst-gs is st-gs of theta / tau_f, whose noise is the kernels' draw for the generator
+    # (gumbel_noise from kernels.noise_generator): with the same noise G,
     # D = one_hot(argmax(theta + tau_f G)), gradient J(softmax((theta + tau_f G)/tau_b)) g / tau_b
     # up to float64 rounding. The call's tau (0.7) is overridden by tau_backward.
     f = make_f(3, 4)
     D, grad = per_row_gradients(FORMULA_THETA, "dst-gs", 0.7, 64, 43, f,
                                 tau_forward=tau_forward, tau_backward=tau_backward)
-    noise = gk.gumbel_noise((64, 3, 4), dtype=F64, generator=gen(43))
+    noise = gk.gumbel_noise((64, 3, 4), dtype=F64,
+                            generator=gk.kernels.noise_generator(gen(43)))
     perturbed = FORMULA_THETA + tau_forward * noise
     assert torch.equal(D, torch.nn.functional.one_hot(perturbed.argmax(-1), 4).to(F64))
     expected = jvp(torch.softmax(perturbed / tau_backward, -1), grad_at(f, D)) / tau_backward

@@ -326,3 +326,12 @@ def test_relaxed_log_prob_checks_the_simplex():
             d.relaxed_log_prob(bad)
     with pytest.raises(ValueError, match="categories"):
         d.relaxed_log_prob(y[..., :2])
+
+
+def test_probs_must_be_a_float_tensor_of_non_negative_values():
+    with pytest.raises(TypeError, match="probs must be a torch.Tensor"):
+        GumbelSoftmax(probs=[0.5, 0.5])
+    with pytest.raises(ValueError, match="probs must be >= 0"):
+        GumbelSoftmax(probs=torch.tensor([0.5, -0.1, 0.6]))
+    d = GumbelSoftmax(probs=torch.tensor([1.0, 3.0]))  # normalised along the last dim
+    torch.testing.assert_close(d.probs, torch.tensor([0.25, 0.75]))

@@ -27,6 +27,7 @@ import pytest
 import torch
 
 import gumbelkit as gk
+from gumbelkit.kernels import noise_generator
 
 from .stats import ALPHA, Z_TOL, assert_law, assert_mean_close, chisquare_pvalue, gen
 
@@ -263,7 +264,8 @@ def test_gradient_formula_dim0_layout(name):
         D = s.detach().T
         g = grad_at(f, D)
         if name == "st-gs":
-            noise = gk.gumbel_noise(theta_t.shape, dtype=F64, generator=gen(seed)).T
+            noise = gk.gumbel_noise(theta_t.shape, dtype=F64,
+                                      generator=noise_generator(gen(seed))).T
             perturbed = FORMULA_THETA + noise
             assert torch.equal(D, torch.nn.functional.one_hot(perturbed.argmax(-1), 4).to(F64))
             expected = jvp(torch.softmax(perturbed / 0.7, -1), g) / 0.7
@@ -274,11 +276,11 @@ def test_gradient_formula_dim0_layout(name):
 
 @pytest.mark.parametrize("tau", [0.3, 1.0, 3.0])
 def test_st_gs_gradient_uses_the_same_gumbel_noise(tau):
-    # st-gs draws gumbel_noise(logits.shape) first: reproduce it with an identically seeded
-    # generator; D = one_hot(argmax(theta + G)), gradient J(softmax((theta + G)/tau)) g / tau.
+    # st-gs draws its noise from the generator of a seed drawn first (noise_generator);
+    # D = one_hot(argmax(theta + G)), gradient J(softmax((theta + G)/tau)) g / tau.
     f = make_f(3, 4)
     D, grad = per_row_gradients(FORMULA_THETA, "st-gs", tau, 64, 11, f)
-    noise = gk.gumbel_noise((64, 3, 4), dtype=F64, generator=gen(11))
+    noise = gk.gumbel_noise((64, 3, 4), dtype=F64, generator=noise_generator(gen(11)))
     perturbed = FORMULA_THETA + noise
     assert torch.equal(D, torch.nn.functional.one_hot(perturbed.argmax(-1), 4).to(F64))
     expected = jvp(torch.softmax(perturbed / tau, -1), grad_at(f, D)) / tau
@@ -287,11 +289,11 @@ def test_st_gs_gradient_uses_the_same_gumbel_noise(tau):
 
 @pytest.mark.parametrize("tau", [0.3, 1.0, 3.0])
 def test_gs_gradient_is_reparameterized(tau):
-    # gs draws gumbel_noise(logits.shape) first: with the same noise G, the value is
-    # softmax((theta + G)/tau) and the gradient d f(softmax((theta + G)/tau)) / d theta.
+    # gs draws its noise from the generator of a seed drawn first: with the same noise G,
+    # the value is softmax((theta + G)/tau), the gradient d f(softmax((theta + G)/tau)) / d theta.
     f = make_f(3, 4)
     y, grad = per_row_gradients(FORMULA_THETA, "gs", tau, 64, 12, f)
-    noise = gk.gumbel_noise((64, 3, 4), dtype=F64, generator=gen(12))
+    noise = gk.gumbel_noise((64, 3, 4), dtype=F64, generator=noise_generator(gen(12)))
     leaf = FORMULA_THETA.expand(64, 3, 4).clone().requires_grad_(True)
     ref = torch.softmax((leaf + noise) / tau, -1)
     (ref_grad,) = torch.autograd.grad(f(ref).sum(), leaf)

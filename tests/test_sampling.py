@@ -203,10 +203,12 @@ def test_gumbel_topk_shape_and_distinct(shape, k, dim, expected):
 
 
 def test_gumbel_topk_first_is_gumbel_max():
-    """With the same generator seed, the first top-k index is the gumbel_max sample."""
+    """The first top-k index is the Gumbel-max sample of the same noise (the noise of
+    gumbel_topk is drawn from the generator itself)."""
     logits = torch.randn(500, 7, generator=gen(22))
     top = gk.gumbel_topk(logits, 3, generator=gen(23))
-    assert torch.equal(top[:, 0], gk.gumbel_max(logits, generator=gen(23)))
+    noise = gk.gumbel_noise(logits.shape, generator=gen(23))
+    assert torch.equal(top[:, 0], (logits - logits.amax(-1, keepdim=True) + noise).argmax(-1))
 
 
 # ------------------------------------------------------------------------------ softmax_t
@@ -599,3 +601,106 @@ def test_output_dtype_and_device(name, dtype):
     assert out.dtype == expected
     assert out.device == x.device
     assert torch.isfinite(out.double()).all()
+
+
+# --------------------------------------------------------------- shift invariance (issue 13)
+
+# Every sampler's law depends on the logits' differences only. An offset c is the float32
+# offset 1e4, 1e6 or 1e8 measured in ulps (units in the last place): c * eps(dtype) / eps(f32)
+# in another dtype, so each dtype is tested where its rounding is as coarse. The expected law
+# is softmax of the differences as the dtype holds them (logits + c rounds: at 1e8 in float32
+# the three logits below round to one value, and the law is uniform).
+F32_OFFSETS = [0.0, 1e4, 1e6, 1e8]
+SHIFT_DTYPES = [torch.float32, torch.bfloat16, torch.float16]
+
+
+def _offset(c: float, dtype: torch.dtype) -> float:
+    return c * torch.finfo(torch.float32).eps / torch.finfo(dtype).eps
+
+
+def _index(name: str):
+    """Sampler ``name`` as a function of logits (rows of 3) returning sampled indices."""
+    if name == "gumbel_max":
+        return lambda x: gk.gumbel_max(x, generator=gen(90))
+    if name == "gumbel_topk":
+        return lambda x: gk.gumbel_topk(x, 1, generator=gen(90))[:, 0]
+    if name == "gumbel_softmax-hard":
+        return lambda x: gk.gumbel_softmax(x, 0.5, hard=True, generator=gen(90)).argmax(-1)
+    if name == "distribution":
+        return lambda x: gk.distributions.GumbelSoftmax(logits=x).sample().argmax(-1)
+    return lambda x: gk.sample(x, name, 0.5, generator=gen(90)).argmax(-1)
+
+
+SHIFT_SAMPLERS = ["gumbel_max", "gumbel_topk", "gumbel_softmax-hard", "distribution", "st-gs",
+                  "st", "gr", "gst", "reinmax"]
+
+
+@pytest.mark.parametrize("dtype", SHIFT_DTYPES, ids=str)
+@pytest.mark.parametrize("c", F32_OFFSETS, ids=lambda c: f"{c:g}")
+@pytest.mark.parametrize("name", SHIFT_SAMPLERS)
+def test_the_law_does_not_depend_on_the_offset_of_the_logits(name, c, dtype):
+    # 30,000 draws of a 3-way categorical; chi-square at ALPHA against the law of the rounded
+    # differences (before the fix, float32 at +1e7 was off by 0.12 in frequency)
+    torch.manual_seed(91)
+    logits = (torch.tensor([0.0, 1.0, 2.0], dtype=torch.float64) + _offset(c, dtype)).to(dtype)
+    held = logits.double()
+    index = _index(name)(logits.expand(30_000, 3))
+    assert_law(torch.bincount(index, minlength=3), torch.softmax(held - held.max(), 0))
+
+
+@pytest.mark.parametrize("value", [-1e9, 1e9], ids=["-1e9", "+1e9"])
+@pytest.mark.parametrize("name", SHIFT_SAMPLERS)
+def test_equal_rows_are_uniform(name, value):
+    # all -1e9 is a common masking constant; before the fix every draw was index 0
+    torch.manual_seed(92)
+    index = _index(name)(torch.full((20_000, 4), value))
+    assert_law(torch.bincount(index, minlength=4), torch.full((4,), 0.25))
+
+
+OVERFLOW = {  # |logits| / tau beyond the dtype's range
+    "tiny-tau": (torch.tensor([[0.0, 1.0, 2.0], [5.0, 5.0, -1.0]]), 1e-40),
+    "tiny-tau-float64": (torch.tensor([[0.0, 1.0, 2.0]], dtype=torch.float64), 1e-320),
+    "huge-logits": (torch.tensor([[3e38, -3e38, 1e38], [3e38, 3e38, 0.0]]), 0.5),
+}
+
+
+@pytest.mark.parametrize("case", list(OVERFLOW))
+@pytest.mark.parametrize("name", ["gumbel_softmax", "gumbel_softmax-hard", "softmax_t",
+                                  *[n for n, e in gk.ESTIMATORS.items() if e.pathwise]])
+def test_overflow_of_logits_over_tau_is_computed_stably(name, case):
+    # the values stay on the simplex (one-hot where tau is tiny), finite, with finite gradients
+    logits, tau = OVERFLOW[case]
+    leaf = logits.clone().requires_grad_(True)
+    if name.startswith("gumbel_softmax"):
+        y = gk.gumbel_softmax(leaf, tau, hard=name.endswith("hard"), generator=gen(93))
+    elif name == "softmax_t":
+        y = gk.softmax_t(leaf, tau)
+    else:
+        y = gk.sample(leaf, name, tau, generator=gen(93))
+    assert torch.isfinite(y).all()
+    torch.testing.assert_close(y.sum(-1).double(), torch.ones(len(logits), dtype=torch.float64))
+    y.pow(2).sum().backward()
+    assert torch.isfinite(leaf.grad).all()
+    if case.startswith("tiny-tau") and name in ("gumbel_softmax", "softmax_t", "softmax"):
+        assert ((y == 0) | (y == 1) | (y == 0.5)).all()  # one-hot (or a tie split evenly)
+
+
+@pytest.mark.parametrize("shape,dim", [((0, 0), -1), ((0, 0), 0), ((3, 0), 0), ((3, 0, 0), 1),
+                                       ((0, 4), -1)], ids=str)
+def test_empty_shapes_give_empty_results(shape, dim):
+    # no categorical to draw: every public function returns an empty result, never a raw error
+    x = torch.zeros(shape, requires_grad=True)
+    rows = tuple(s for i, s in enumerate(shape) if i != dim % len(shape))
+    assert gk.gumbel_max(x, dim).shape == rows
+    assert gk.gumbel_topk(x, 0, dim).numel() == 0
+    assert gk.softmax_t(x, 0.5, dim).shape == shape
+    assert gk.relaxed_bernoulli(x).shape == shape
+    for hard in (False, True):
+        assert gk.gumbel_softmax(x, 0.5, hard, dim=dim).shape == shape
+    for name, est in gk.ESTIMATORS.items():
+        if est.pathwise:
+            assert gk.sample(x, name, 0.5, dim).shape == shape
+        value = gk.expectation(lambda s: s.sum(tuple(range(1, s.dim()))), x, name, 2, dim=dim)
+        assert value.shape == ()
+    assert gk.nn.GumbelSoftmax(dim=dim).eval()(x).shape == shape
+    assert gk.nn.GumbelSoftmax(dim=dim)(x).shape == shape

@@ -257,3 +257,21 @@ def test_schedule_as_tau_module_follows_steps():
     got = module(LOGITS, generator=torch.Generator().manual_seed(7))
     initial = gk.gumbel_softmax(LOGITS, 2.0, generator=torch.Generator().manual_seed(7))
     assert not torch.allclose(got, initial)
+
+
+@pytest.mark.parametrize("make", [lambda: gk.schedules.Exponential(1.0, True),
+                                  lambda: gk.schedules.Exponential("1.0", 0.1),
+                                  lambda: gk.schedules.Constant(True),
+                                  lambda: gk.schedules.Linear(1.0, "0.5", 10)])
+def test_parameters_must_be_numbers_not_bools_or_strings(make):
+    with pytest.raises(TypeError, match="must be a number"):
+        make()
+
+
+def test_exponential_at_steps_before_zero_and_far_beyond():
+    """Before step 0 the value is tau0 (as Linear's); a step too large for a float is tau_min,
+    not an OverflowError; a zero rate stays at tau0 whatever the step."""
+    schedule = gk.schedules.Exponential(1.0, 0.1, tau_min=0.5)
+    assert schedule(-5) == 1.0 and schedule(10**400) == 0.5
+    assert gk.schedules.Exponential(1.0, 0.0)(10**400) == 1.0
+    assert gk.schedules.Exponential(1.0, 1e-9, tau_min=1e-300)(10**400) == 1e-300

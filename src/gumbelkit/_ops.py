@@ -41,3 +41,50 @@ def shifted_to(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def expand_samples(logits: torch.Tensor, n_samples: int) -> torch.Tensor:
     """A view of ``logits`` with a leading sample dimension of size ``n_samples``."""
     return logits.unsqueeze(0).expand(n_samples, *logits.shape)
+
+
+def tracing() -> bool:
+    """Whether the code runs under ``torch.compile``, ``torch.export``, ``torch.jit.trace`` or an
+    ONNX export: values are symbolic there, so checks run on the device and nothing reads them."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()  # ONNX export traces
+
+
+def portable() -> bool:
+    """Whether the work must be written in plain PyTorch operations (no gumbelkit custom op):
+    under torch.func transforms (whose autograd rules custom ops do not serve) and while a
+    graph is recorded for another runtime (``torch.export``, ``torch.jit.trace``, ONNX)."""
+    if torch.compiler.is_compiling():
+        return torch.compiler.is_exporting()
+    return torch._C._are_functorch_transforms_active() or torch.jit.is_tracing()
+
+
+def tau_floor(dtype: torch.dtype) -> float:
+    """The smallest temperature used in ``dtype``'s arithmetic: below it ``x / tau`` could
+    overflow for the values a sample divides (at most 64 in size: shifted logits are <= 0 and a
+    Gumbel draw is < 37). Any tau under it gives the same samples (one-hot up to ties)."""
+    return 64.0 / torch.finfo(dtype).max
+
+
+def shifted(logits: torch.Tensor, dim: int) -> torch.Tensor:
+    """``logits - max(logits, dim)``, the shift held constant: every entry <= 0, the maximum 0.
+
+    The laws of every sampler are invariant to this shift, and with it they stay exact at any
+    offset of the logits (no rounding of ``logits + noise`` at large magnitudes) and no
+    ``logits / tau`` overflows. A fully masked row (all -inf, refused while validation is on)
+    becomes NaN.
+    """
+    if logits.numel() == 0:
+        return logits
+    return logits - logits.detach().amax(dim, keepdim=True)
+
+
+def floored(tau: float | torch.Tensor, dtype: torch.dtype) -> float | torch.Tensor:
+    """``tau`` in ``dtype``'s arithmetic, raised to :func:`tau_floor` where it is below."""
+    if isinstance(tau, torch.Tensor):
+        return tau.to(dtype).clamp(min=tau_floor(dtype))
+    return max(tau, tau_floor(dtype))
+
+
+def tempered_softmax(logits: torch.Tensor, tau: float | torch.Tensor, dim: int) -> torch.Tensor:
+    """``softmax(logits / tau, dim)`` computed without overflow for any tau > 0 and any logits."""
+    return torch.softmax(shifted(logits, dim) / floored(tau, logits.dtype), dim)

@@ -501,9 +501,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated from index,soft,hard,soft+bwd,hard+bwd (default all)")
     kernel.add_argument("--compile-cases", type=comma_list(str), help="cases also timed under "
                         "torch.compile (default on cuda: 4096x50257:bf16; on "
-                        "cpu: none); an empty string for none")
-    kernel.add_argument("--threads", type=integer_at_least(1), default=2,
-                        help="torch CPU threads (default 2)")
+                        "cpu: every case but the VAE steps); an empty string for none")
+    kernel.add_argument("--threads", type=integer_at_least(1), default=1,
+                        help="torch CPU threads (default 1: on a shared 2-core machine two "
+                        "threads made single rounds 10-100x slower, see benchmarks/RESULTS.md)")
     kernel.add_argument("--out", default="bench-results/kernels",
                         help="output directory (default bench-results/kernels); its JSON is "
                         "strict, where null stands for a number that is not finite")

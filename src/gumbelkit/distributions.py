@@ -35,7 +35,7 @@ import torch
 from torch.distributions import Distribution, constraints
 
 from ._ops import one_hot
-from ._validate import check_logits, check_tau
+from ._validate import check_logits, check_tau, check_tensor, validation_enabled
 from .estimators import Estimator, get_estimator
 from .expectation import sample as estimator_sample
 from .sampling import sample_index
@@ -59,7 +59,7 @@ class GumbelSoftmax(Distribution):
         self,
         logits: torch.Tensor | None = None,
         probs: torch.Tensor | None = None,
-        tau: float | Schedule = 1.0,
+        tau: float | torch.Tensor | Schedule = 1.0,
         estimator: str | Estimator = "st-gs",
         validate_args: bool | None = None,
         **options: Any,
@@ -67,6 +67,9 @@ class GumbelSoftmax(Distribution):
         if (logits is None) == (probs is None):
             raise ValueError("give exactly one of logits or probs")
         if logits is None:
+            probs = check_tensor(probs, "probs")
+            if validation_enabled() and probs.numel() and bool((probs < 0).any()):
+                raise ValueError("probs must be >= 0 (they are normalised along the last dim)")
             logits = probs.log()
         check_logits(logits, -1)
         check_tau(tau)
@@ -162,9 +165,10 @@ class GumbelSoftmax(Distribution):
         tau = check_tau(self.tau)
         k = self.logits.shape[-1]
         log_y = value.log()
+        log_tau = tau.log() if isinstance(tau, torch.Tensor) else math.log(tau)
         return (
             math.lgamma(k)
-            + (k - 1) * math.log(tau)
+            + (k - 1) * log_tau
             + (self.logits - (tau + 1) * log_y).sum(-1)
             - k * (self.logits - tau * log_y).logsumexp(-1)
         )

@@ -7,10 +7,10 @@ from typing import Any
 
 import torch
 
-from ._ops import upcast
+from ._ops import expand_samples, upcast
 from ._validate import check_count, check_logits, check_tau
 from .estimators import Estimator, get_estimator
-from .estimators.base import ObjectiveFn
+from .estimators.base import ObjectiveFn, evaluate
 from .schedules import Schedule
 
 __all__ = ["sample", "expectation"]
@@ -40,7 +40,7 @@ def floating_objective(f: ObjectiveFn) -> ObjectiveFn:
 def sample(
     logits: torch.Tensor,
     estimator: str | Estimator = "st-gs",
-    tau: float | Schedule = 1.0,
+    tau: float | torch.Tensor | Schedule = 1.0,
     dim: int = -1,
     *,
     generator: torch.Generator | None = None,
@@ -62,8 +62,10 @@ def sample(
             "differentiates the expected value of f"
         )
     dim = check_logits(logits, dim)
-    tau = check_tau(tau)
+    tau = check_tau(tau, logits)
     opts = est.check_options(options)
+    if logits.numel() == 0:  # an empty result (the estimators' reductions refuse empty dims)
+        return logits.clone()
     return est.relax(upcast(logits), tau, dim, generator, **opts).to(logits.dtype)
 
 
@@ -72,7 +74,7 @@ def expectation(
     logits: torch.Tensor,
     estimator: str | Estimator = "st-gs",
     n_samples: int = 1,
-    tau: float | Schedule = 1.0,
+    tau: float | torch.Tensor | Schedule = 1.0,
     dim: int = -1,
     *,
     generator: torch.Generator | None = None,
@@ -89,7 +91,10 @@ def expectation(
     """
     est = get_estimator(estimator)
     dim = check_logits(logits, dim)
-    tau = check_tau(tau)
+    tau = check_tau(tau, logits)
     n_samples = check_count(n_samples, f"n_samples for {est.name!r}", minimum=est.min_samples)
     opts = est.check_options(options)
+    if logits.numel() == 0:  # no categorical to sample: f of the empty samples
+        return evaluate(floating_objective(f), expand_samples(logits, n_samples).clone(), logits,
+                        dim).mean(0)
     return est.expectation(floating_objective(f), logits, n_samples, tau, dim, generator, **opts)

@@ -21,7 +21,9 @@ class GumbelSoftmax(nn.Module):
     """Samples with a pathwise estimator in training mode; returns the one-hot mode in eval mode.
 
     ``tau`` may be a :class:`~gumbelkit.schedules.Schedule`; the module reads its current value
-    at every call (advance it with ``schedule.step()``). ``sample_in_eval=True`` keeps sampling in
+    at every call (advance it with ``schedule.step()``; compiled, the module reads the schedule's
+    tensor and does not recompile). A tensor ``tau`` (e.g. an ``nn.Parameter``, then registered
+    with the module) is a learnable temperature. ``sample_in_eval=True`` keeps sampling in
     eval mode. ``options`` go to the estimator (``k`` for ``gr``, ``gap`` for ``gst``).
 
     The module's ``state_dict`` holds its temperature (as the extra state ``_extra_state``, plain
@@ -36,7 +38,7 @@ class GumbelSoftmax(nn.Module):
     def __init__(
         self,
         estimator: str | Estimator = "st-gs",
-        tau: float | Schedule = 1.0,
+        tau: float | torch.Tensor | Schedule = 1.0,
         dim: int = -1,
         *,
         sample_in_eval: bool = False,
@@ -64,6 +66,8 @@ class GumbelSoftmax(nn.Module):
             return sample(logits, self.estimator, self.tau, self.dim, generator=generator,
                           **self.options)
         dim = check_logits(logits, self.dim)
+        if logits.numel() == 0:
+            return logits.detach().clone()
         return one_hot(logits.argmax(dim), logits.detach(), dim)
 
     def get_extra_state(self) -> dict[str, Any]:

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 
 import torch
 
-from ._ops import upcast
-from ._validate import check_tensor, normalize_dim, validation_enabled
+from ._ops import compute_dtype, upcast
+from ._validate import check_tensor, normalize_dim, require, validation_enabled
 
-__all__ = ["gumbel_noise", "gumbel_", "conditional_gumbel"]
+__all__ = ["gumbel_noise", "gumbel_", "gumbel_like", "conditional_gumbel"]
 
 
 def gumbel_(tensor: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -23,8 +23,23 @@ def gumbel_(tensor: torch.Tensor, generator: torch.Generator | None = None) -> t
 
     The uniforms are the ones ``torch.rand`` would give for the same generator state.
     """
-    tensor.uniform_(generator=generator).clamp_(min=torch.finfo(tensor.dtype).tiny)
-    return tensor.log_().neg_().log_().neg_()
+    return _inverted_(tensor.uniform_(generator=generator))
+
+
+def gumbel_like(tensor: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Gumbel(0, 1) draws shaped like ``tensor`` (contiguous, in its compute dtype): the draws
+    of :func:`gumbel_` for the same generator state, written with ``torch.rand_like`` so that
+    they are batched under ``torch.func.vmap`` and exported to ONNX as a uniform draw."""
+    seeded = {} if generator is None else {"generator": generator}  # ONNX knows no generator
+    uniform = torch.rand_like(tensor, dtype=compute_dtype(tensor),
+                              memory_format=torch.contiguous_format, **seeded)
+    return _inverted_(uniform)
+
+
+def _inverted_(uniform: torch.Tensor) -> torch.Tensor:
+    """``-log(-log(u))`` in place, ``u`` clamped below at the dtype's smallest normal number."""
+    uniform.clamp_(min=torch.finfo(uniform.dtype).tiny)
+    return uniform.log_().neg_().log_().neg_()
 
 
 def gumbel_noise(
@@ -78,10 +93,11 @@ def conditional_gumbel(
             f"got {index.dtype} of shape {tuple(index.shape)}"
         )
     index = index.unsqueeze(dim)
-    if validation_enabled() and torch.isneginf(logits.gather(dim, index)).any():
-        raise ValueError("index picks a masked (-inf) category, which can never win the argmax")
+    if validation_enabled() and index.numel() > 0:
+        require(~torch.isneginf(logits.gather(dim, index)),
+                "index picks a masked (-inf) category, which can never win the argmax")
     x = upcast(logits)
-    noise = gumbel_noise((n, *x.shape), dtype=x.dtype, device=x.device, generator=generator)
+    noise = gumbel_like(x.unsqueeze(0).expand(n, *x.shape), generator)
     index = index.unsqueeze(0).expand(n, *index.shape)
     top = x.logsumexp(dim, keepdim=True) + noise.gather(dim + 1, index)
     others = -torch.logaddexp(-top, -(x + noise))

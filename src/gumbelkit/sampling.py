@@ -16,10 +16,18 @@ from __future__ import annotations
 import torch
 
 from . import kernels
-from ._ops import compute_dtype, replace_gradient, upcast
-from ._validate import check_count, check_logits, check_tau, check_tensor, validation_enabled
+from ._ops import floored, replace_gradient, tempered_softmax, upcast
+from ._validate import (
+    NAN,
+    check_count,
+    check_logits,
+    check_tau,
+    check_tensor,
+    require,
+    validation_enabled,
+)
 from .kernels.reference import perturb, perturbed_softmax
-from .noise import gumbel_noise
+from .noise import gumbel_like
 from .schedules import Schedule
 
 __all__ = [
@@ -31,7 +39,7 @@ __all__ = [
     "relaxed_bernoulli",
 ]
 
-Tau = float | Schedule
+Tau = float | torch.Tensor | Schedule
 
 
 def sample_index(
@@ -75,20 +83,21 @@ def gumbel_topk(
     if k > size:
         raise ValueError(f"k={k} exceeds the number of categories ({size}) along dim={dim}")
     if validation_enabled() and logits.numel() > 0 and k > 0:
-        unmasked = torch.isfinite(logits).sum(dim)
-        if (unmasked < k).any():
-            raise ValueError(
-                f"k={k} exceeds the number of unmasked (finite) categories in some row "
-                f"(fewest: {int(unmasked.min())}); draws without replacement must stay unmasked"
-            )
-    return perturb(logits, generator).topk(k, dim).indices
+        require(torch.isfinite(logits.detach()).sum(dim) >= k,
+                f"k={k} exceeds the number of unmasked (finite) categories in some row; draws "
+                "without replacement must stay unmasked")
+    return perturb(logits, generator, dim).topk(k, dim).indices
 
 
 def softmax_t(logits: torch.Tensor, tau: Tau = 1.0, dim: int = -1) -> torch.Tensor:
-    """Tempered softmax, ``y_i = exp(logits_i / tau) / sum_j exp(logits_j / tau)``: no noise."""
+    """Tempered softmax, ``y_i = exp(logits_i / tau) / sum_j exp(logits_j / tau)``: no noise.
+
+    Computed as ``softmax((logits - max logits) / tau)``, finite for any tau > 0. ``tau`` may be a
+    tensor broadcastable to ``logits`` (a learnable temperature gets its gradient).
+    """
     dim = check_logits(logits, dim)
-    tau = check_tau(tau)
-    return torch.softmax(upcast(logits) / tau, dim).to(logits.dtype)
+    tau = check_tau(tau, logits)
+    return tempered_softmax(upcast(logits), tau, dim).to(logits.dtype)
 
 
 def gumbel_softmax(
@@ -111,7 +120,7 @@ def gumbel_softmax(
     """
     del eps  # unused, as in torch (deprecated there)
     dim = check_logits(logits, dim)
-    return kernels.gumbel_softmax(logits, check_tau(tau), hard, dim, generator)
+    return kernels.gumbel_softmax(logits, check_tau(tau, logits), hard, dim, generator)
 
 
 def relaxed_bernoulli(
@@ -129,14 +138,13 @@ def relaxed_bernoulli(
     log-odds of each element being 1; +-inf are allowed (certain outcomes), NaN is not.
     """
     logits = check_tensor(logits)
-    tau = check_tau(tau)
-    if validation_enabled() and torch.isnan(logits).any():
-        raise ValueError("logits contain NaN; check the layer that produced them")
+    tau = check_tau(tau, logits)
+    if validation_enabled() and logits.numel() > 0:
+        require(~torch.isnan(logits.detach()), NAN)
     x = upcast(logits)
-    gumbels = gumbel_noise((2, *x.shape), dtype=compute_dtype(x), device=x.device,
-                           generator=generator)
+    gumbels = [gumbel_like(x, generator) for _ in range(2)]
     perturbed = x + (gumbels[0] - gumbels[1])
-    soft = torch.sigmoid(perturbed / tau)
+    soft = torch.sigmoid(perturbed / floored(tau, x.dtype))
     if hard:
         soft = replace_gradient((perturbed.detach() > 0).to(soft.dtype), soft)
     return soft.to(logits.dtype)

@@ -23,6 +23,8 @@ import numbers
 from collections.abc import Mapping
 from typing import Any
 
+import torch
+
 __all__ = ["Schedule", "Constant", "Exponential", "Linear", "Cosine"]
 
 
@@ -32,8 +34,15 @@ def _count(name: str, value: int) -> int:
     return int(value)
 
 
+def _real(name: str, value: float) -> float:
+    """``value`` as a float: a real number, not a bool or a string."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
 def _positive(name: str, value: float) -> float:
-    value = float(value)
+    value = _real(name, value)
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value}")
     return value
@@ -43,7 +52,19 @@ class Schedule:
     """Base class: subclasses implement :meth:`__call__` (the value at a step)."""
 
     def __init__(self) -> None:
+        self._tensor: torch.Tensor | None = None
         self.last_step = 0
+
+    @property
+    def last_step(self) -> int:
+        """The current step (set by :meth:`step`, or directly)."""
+        return self._last_step
+
+    @last_step.setter
+    def last_step(self, step: int) -> None:
+        self._last_step = step
+        if self._tensor is not None:
+            self._tensor.fill_(self(step))
 
     def __call__(self, step: int) -> float:
         raise NotImplementedError
@@ -52,6 +73,14 @@ class Schedule:
     def value(self) -> float:
         """The temperature at the current step."""
         return self(self.last_step)
+
+    def tensor(self) -> torch.Tensor:
+        """The temperature at the current step as a 0-dim float64 tensor, one tensor updated in
+        place whenever the step changes: compiled code reads it as an input, so stepping the
+        schedule does not recompile (a Python float would be a constant of the graph)."""
+        if self._tensor is None:
+            self._tensor = torch.tensor(self.value, dtype=torch.float64)
+        return self._tensor
 
     def step(self) -> float:
         """Advance the step counter by one and return the new temperature."""
@@ -120,14 +149,17 @@ class Exponential(Schedule):
         super().__init__()
         self.tau0 = _positive("tau0", tau0)
         self.tau_min = _positive("tau_min", tau_min)
-        if not math.isfinite(rate) or rate < 0:
+        self.rate = _real("rate", rate)
+        if not math.isfinite(self.rate) or self.rate < 0:
             raise ValueError(f"rate must be a finite number >= 0, got {rate}")
-        self.rate = float(rate)
         self.every = _count("every", every)
 
     def __call__(self, step: int) -> float:
-        t = (step // self.every) * self.every
-        return max(self.tau_min, self.tau0 * math.exp(-self.rate * t))
+        # before step 0 it is tau0, as Linear's; a step past 1e300 is as good as infinite
+        t = min((max(step, 0) // self.every) * self.every, 10**300)
+        exponent = self.rate * t
+        return self.tau_min if exponent > 745 else max(  # exp(-745) underflows to 0
+            self.tau_min, self.tau0 * math.exp(-exponent))
 
 
 class _Interpolating(Schedule):

@@ -38,3 +38,18 @@ def test_bench_kernels_rejects_bad_options(tmp_path):
         run_kernels(tmp_path, cases=["4x4:fp32"], modes=["sideways"])
     with pytest.raises(ValueError, match="case"):
         run_kernels(tmp_path, cases=["4x4:int8"])
+
+
+def test_bench_kernels_compile_and_vae_step(tmp_path):
+    rows = run_kernels(tmp_path, cases=["4x6:fp32", "vae-4x2"], modes=["hard"],
+                       compile_cases=["4x6:fp32"], threads=1, repeats=2)
+    kernel, step = rows
+    assert kernel["compile_ms"] > 0 and kernel["compile_s"] > 0
+    assert kernel["speedup_vs_compile"] == pytest.approx(kernel["compile_ms"]
+                                                         / kernel["gumbelkit_ms"])
+    assert step["case"] == "vae-4x2" and step["mode"] == "train-step"
+    assert step["torch_ms"] > 0 and step["gumbelkit_ms"] > 0
+    text = (tmp_path / "kernels-cpu.md").read_text()
+    assert "| vae-4x2 | train-step |" in text and "Worst row against torch eager" in text
+    with pytest.raises(ValueError, match="vae-CxL"):
+        run_kernels(tmp_path, cases=["vae-4"])

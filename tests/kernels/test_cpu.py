@@ -1,15 +1,19 @@
-"""The CPU fast path against the reference path: for the same generator state the same noise,
-so the same values and gradients bit for bit, across chunk boundaries; and gradcheck."""
+"""The CPU fast path against the reference path: for the same seed the same noise, so the same
+values bit for bit, across chunk boundaries; the ops' gradients on both paths; and gradcheck."""
 
 import pytest
 import torch
 
 import gumbelkit as gk
 from gumbelkit import kernels
-from gumbelkit.kernels import cpu, reference
+from gumbelkit.kernels import cpu, ops, reference
 from tests.stats import gen
 
 DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16]
+
+
+def seed(value: int) -> torch.Tensor:
+    return torch.tensor([value])
 
 
 @pytest.fixture(params=[cpu.CHUNK, 40], ids=["one-chunk", "many-chunks"])
@@ -21,38 +25,56 @@ def chunk(request, monkeypatch):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("shape,dim", [((23, 7), 1), ((3, 5, 9), 2), ((4, 6, 1), 1)], ids=str)
 def test_same_draws_values_and_gradients_as_the_reference(chunk, shape, dim, dtype):
-    x = torch.randn(shape, generator=gen(0), dtype=torch.float64).to(dtype)
+    x = (torch.randn(shape, generator=gen(0), dtype=torch.float64) + 1e3).to(dtype)
     grad = torch.randn(shape, generator=gen(1), dtype=torch.float64).to(dtype)
-    assert torch.equal(cpu.gumbel_max(x, dim, gen(2)), reference.gumbel_max(x, dim, gen(2)))
+    tau = torch.tensor(0.7, dtype=torch.float64)
+    assert torch.equal(cpu.gumbel_max(x, dim, seed(2)),
+                       reference.gumbel_max_seeded(x, dim, seed(2)))
+    # the same kernels when dim is last; with trailing size-1 dims the reference's softmax
+    # runs torch's strided kernel, which rounds differently (by a few ulps)
+    tol = 0 if dim == len(shape) - 1 else 4 * torch.finfo(dtype).eps
     for hard in (False, True):
-        outputs = []
-        for path in (cpu, reference):
+        outputs = [path(x, tau, hard, dim, seed(3)) for path in
+                   (cpu.gumbel_softmax, reference.gumbel_softmax_seeded)]
+        for y, y_ref in zip(*outputs, strict=True):
+            assert y.dtype == dtype and y._base is None  # a fresh tensor, not a view
+            torch.testing.assert_close(y, y_ref, rtol=tol, atol=tol)
+        grads = []
+        for backend in ("auto", "reference"):
             leaf = x.clone().requires_grad_(True)
-            y = path.gumbel_softmax(leaf, 0.7, hard, dim, gen(3))
-            y.backward(grad)
-            outputs.append((y.detach(), leaf.grad))
-        (y, dx), (y_ref, dx_ref) = outputs
-        assert y.dtype == dtype
-        # the same kernels when dim is last; with trailing size-1 dims the reference's softmax
-        # runs torch's strided kernel, which rounds differently (by a few ulps)
-        tol = 0 if dim == len(shape) - 1 else 4 * torch.finfo(dtype).eps
-        torch.testing.assert_close(y, y_ref, rtol=tol, atol=tol)
-        torch.testing.assert_close(dx, dx_ref, rtol=tol, atol=tol)
+            with kernels.use_backend(backend):
+                value, _ = ops.gumbel_softmax(leaf, tau, hard, dim, seed(3))
+            value.backward(grad)
+            grads.append(leaf.grad)
+        torch.testing.assert_close(*grads, rtol=tol, atol=tol)
 
 
-def test_gradcheck_float64(chunk):
-    x = torch.randn(30, 6, generator=gen(4), dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda v: cpu.gumbel_softmax(v, 0.5, False, 1, gen(5)), (x,))
-    # hard: the value is piecewise constant; the gradient is the soft sample's
-    grad = torch.randn(30, 6, generator=gen(6), dtype=torch.float64)
-    soft, hard = (torch.autograd.grad(cpu.gumbel_softmax(x, 0.5, h, 1, gen(5)), x, grad)[0]
-                  for h in (False, True))
-    assert torch.equal(soft, hard)
+def test_gradcheck_and_gradgradcheck_float64(chunk):
+    x = torch.randn(8, 5, generator=gen(4), dtype=torch.float64, requires_grad=True)
+    tau = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+    rows_tau = torch.rand(8, 1, generator=gen(7), dtype=torch.float64).add(0.2).requires_grad_()
+
+    def soft(v, t):
+        return ops.gumbel_softmax(v, t, False, 1, seed(5))[0]
+
+    for t in (tau, rows_tau):
+        assert torch.autograd.gradcheck(soft, (x, t))
+        assert torch.autograd.gradgradcheck(soft, (x, t))
+    # hard: the value is piecewise constant; the gradient is the soft sample's, to both inputs
+    grad = torch.randn(8, 5, generator=gen(6), dtype=torch.float64)
+    soft_grads, hard_grads = (
+        torch.autograd.grad(ops.gumbel_softmax(x, tau, h, 1, seed(5))[0], (x, tau), grad)
+        for h in (False, True))
+    for s, h in zip(soft_grads, hard_grads, strict=True):
+        assert torch.equal(s, h)
+    assert torch.autograd.gradgradcheck(
+        lambda v, t: ops.gumbel_softmax(v, t, True, 1, seed(5))[0], (x, tau))
 
 
-def test_categories_not_last_are_refused():
+def test_categories_not_last_are_refused_in_chunks(monkeypatch):
+    monkeypatch.setattr(cpu, "CHUNK", 4)
     with pytest.raises(ValueError, match="last"):
-        cpu.gumbel_max(torch.zeros(3, 4, 2), 1)
+        cpu.gumbel_max(torch.zeros(3, 4, 2), 1, seed(0))
 
 
 def test_dispatch_picks_the_path():
@@ -70,6 +92,7 @@ def test_dispatch_picks_the_path():
         expected = "triton" if kernels._triton_available() else "reference"
         assert kernels.backend_for(x.cuda()) == expected
         assert kernels.backend_for(x.double().cuda()) == "reference"
+        assert kernels.backend_for(x.cuda(), -1, torch.ones(3, 1, device="cuda")) == "reference"
 
 
 def test_public_functions_go_through_the_dispatch(monkeypatch):
@@ -89,3 +112,10 @@ def test_public_functions_go_through_the_dispatch(monkeypatch):
     gk.sample(x, "reinmax", 1.0)
     assert calls == ["gumbel_max", "gumbel_softmax", "gumbel_softmax", "gumbel_softmax",
                      "gumbel_max"]
+
+
+def test_noise_generator_gives_the_noise_of_a_call():
+    x = torch.randn(6, 5, generator=gen(8))
+    noise = gk.gumbel_noise(x.shape, generator=kernels.noise_generator(gen(9)))
+    expected = torch.softmax((x - x.amax(-1, keepdim=True) + noise) / 0.5, -1)
+    assert torch.equal(gk.gumbel_softmax(x, 0.5, generator=gen(9)), expected)

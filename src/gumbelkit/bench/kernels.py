@@ -1,6 +1,11 @@
 """Kernel benchmark: Gumbel-max and Gumbel-Softmax of gumbelkit against torch, in one process.
 
-For each case (shape, dtype; the categories along the last dim) and mode, the median time of:
+Unlike the other benchmarks it is not a sweep of the harness: its numbers are ratios of timings
+taken together, interleaved, in one process, which recording them run by run, resuming them
+later or spreading them over workers would break. It writes its table with the harness's
+renderer (Markdown, CSV, strict JSON).
+
+For each case (shape, dtype; the categories along the last dim) and mode, the time of:
 
 - ``torch``: eager PyTorch, ``torch.nn.functional.gumbel_softmax(x, tau=1, hard=...)``, and for
   the index-only mode ``(x - torch.empty_like(x).exponential_().log()).argmax(-1)``;
@@ -11,6 +16,14 @@ For each case (shape, dtype; the categories along the last dim) and mode, the me
   input;
 - ``copy``: ``x.clone()``, one read and one write of the logits: the bandwidth yardstick.
 
+``compile_s`` is the seconds of the first call of the compiled function (compiling and one
+run), excluded from ``compile_ms``. A ``vae-CxL`` case times one training step of the
+categorical VAE of :mod:`gumbelkit.workloads.vae` (batch of 100 random images, L latents of C
+categories) with ``st-gs`` (:func:`gumbelkit.workloads.vae.train`, one step) against the same
+step in plain PyTorch with ``torch.nn.functional.gumbel_softmax(hard=True)``
+(:func:`gumbelkit.bench.categorical_vae.plain_train`), mode ``train-step``. The ``1x16`` case
+is the time of a call with next to no work: the host overhead per call.
+
 Modes: ``index`` (the sampled index only), ``soft`` and ``hard`` (forward), ``soft+bwd`` and
 ``hard+bwd`` (forward and ``torch.autograd.grad`` with a given output gradient). The ratios
 ``torch / gumbelkit`` and ``compile / gumbelkit`` compare like with like in the same process. The
@@ -19,15 +32,16 @@ and write, 2 passes; forward and backward: 5 passes) over the time, as a fractio
 (2 passes over its time). On CUDA, memory is the peak allocated during a forward with
 ``requires_grad`` and what stays allocated after it (the output and what autograd keeps), both
 in multiples of the logits' size. GPU times come from ``triton.testing.do_bench`` (CUDA events,
-median); CPU times are the median of repeated ``time.perf_counter`` intervals on the threads
-asked for.
+median); CPU times interleave the functions compared: rounds of one block of calls of each in turn,
+each block long enough to take about a millisecond, and the best round's time per call (as
+``timeit`` advises: on a shared machine the other rounds measure the other jobs), on the threads
+asked for; interleaving gives every function the same share of the noise.
 """
 
 from __future__ import annotations
 
 import json
 import platform
-import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -41,25 +55,44 @@ from tqdm import tqdm
 from .. import kernels
 from ..harness.executors import resolve_device, torch_threads
 from ..harness.protocol import Table
-from ..harness.report import to_jsonable, write_csv
+from ..harness.report import markdown_table, to_jsonable, write_csv
 from ..harness.runner import machine_description
+from ..workloads import vae
 
-__all__ = ["CASES", "MODES", "run_kernels", "parse_case"]
+__all__ = ["CASES", "MODES", "run_kernels", "parse_case", "parse_vae_case"]
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # the issue's table, plus decode-size rows and a middle size
 CASES = {
     "cuda": ["4096x50257:bf16", "4096x128256:bf16", "4096x50257:fp32", "1048576x10:fp32",
              "262144x64:bf16", "8x128256:bf16", "65536x1024:bf16"],
-    "cpu": ["512x50257:fp32", "512x50257:bf16", "65536x10:fp32", "16384x64:fp32",
-            "8x128256:fp32", "4096x1024:fp32"],
+    "cpu": list(dict.fromkeys([  # in this order, each once
+        "512x50257:fp32", "512x50257:bf16", "65536x10:fp32", "16384x64:fp32", "4096x1024:fp32",
+        # the small shapes where most calls are: decode-size rows, the VAE's, host overhead
+        *[f"{rows}x{k}:fp32" for k in (50257, 128256) for rows in (1, 2, 4, 8)],
+        "64x16:fp32", "1024x10:fp32", "100x32:fp32", "100x300:fp32", "1x16:fp32",
+        "vae-8x4", "vae-10x30"])),
 }
-COMPILED = {"cuda": ["4096x50257:bf16"], "cpu": []}  # also timed under torch.compile by default
+# also timed under torch.compile by default (the VAE step is not)
+COMPILED = {"cuda": ["4096x50257:bf16"],
+            "cpu": [case for case in CASES["cpu"] if not case.startswith("vae-")]}
+VAE_MODE = "train-step"
 MODES = ("index", "soft", "hard", "soft+bwd", "hard+bwd")
 PASSES = {"index": 1, "soft": 2, "hard": 2, "soft+bwd": 5, "hard+bwd": 5}
-COLUMNS = ("case", "mode", "torch_ms", "compile_ms", "gumbelkit_ms", "copy_ms",
+COLUMNS = ("case", "mode", "torch_ms", "compile_ms", "compile_s", "gumbelkit_ms", "copy_ms",
            "speedup_vs_torch", "speedup_vs_compile", "gumbelkit_bandwidth", "torch_bandwidth",
            "torch_peak", "torch_held", "gumbelkit_peak", "gumbelkit_held")
+
+
+def parse_vae_case(text: str) -> tuple[int, int]:
+    """``"vae-8x4"`` as ``(8, 4)``: C categories, L latents."""
+    try:
+        categories, latents = (int(size) for size in text.removeprefix("vae-").split("x"))
+    except ValueError as error:
+        raise ValueError(f"a VAE case is vae-CxL, got {text!r}") from error
+    if min(categories, latents) < 2:
+        raise ValueError(f"a VAE case has C, L >= 2, got {text!r}")
+    return categories, latents
 
 
 def parse_case(text: str) -> tuple[tuple[int, ...], torch.dtype]:
@@ -91,26 +124,41 @@ def gumbelkit_function(mode: str) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda x: kernels.gumbel_softmax(x, 1.0, hard, -1)
 
 
+def bound(function: Callable[[torch.Tensor], Any], argument: torch.Tensor
+          ) -> Callable[[], Any]:
+    return lambda: function(argument)
+
+
 def with_backward(forward: Callable[[torch.Tensor], torch.Tensor], grad: torch.Tensor
                   ) -> Callable[[torch.Tensor], Any]:
     return lambda x: torch.autograd.grad(forward(x), x, grad)
 
 
-def timer(device: torch.device, repeats: int) -> Callable[[Callable[[], Any]], float]:
-    """Median milliseconds of a call: CUDA events through Triton's do_bench, or host clocks."""
+def timer(device: torch.device, repeats: int
+          ) -> Callable[[Sequence[Callable[[], Any]]], list[float]]:
+    """Median milliseconds per call of each of several calls, measured together: CUDA events
+    through Triton's do_bench, or interleaved host clocks (see the module's docstring)."""
     if device.type == "cuda":
         from triton.testing import do_bench
 
-        return lambda call: float(do_bench(call, warmup=25, rep=100, return_mode="median"))
+        return lambda calls: [float(do_bench(call, warmup=25, rep=100, return_mode="median"))
+                              for call in calls]
 
-    def host(call: Callable[[], Any]) -> float:
-        call()
-        times = []
-        for _ in range(repeats):
+    def host(calls: Sequence[Callable[[], Any]]) -> list[float]:
+        sizes = []
+        for call in calls:  # warm up, and calls per block of about a millisecond
+            call()
             start = time.perf_counter()
             call()
-            times.append(time.perf_counter() - start)
-        return 1e3 * statistics.median(times)
+            sizes.append(max(1, min(1000, int(1e-3 / max(time.perf_counter() - start, 1e-7)))))
+        times: list[list[float]] = [[] for _ in calls]
+        for _ in range(repeats):
+            for call, size, record in zip(calls, sizes, times, strict=True):
+                start = time.perf_counter()
+                for _ in range(size):
+                    call()
+                record.append((time.perf_counter() - start) / size)
+        return [1e3 * min(record) for record in times]
 
     return host
 
@@ -130,28 +178,34 @@ def memory(forward: Callable[[torch.Tensor], Any], x: torch.Tensor) -> tuple[flo
 
 
 def measure_case(case: str, device: torch.device, modes: Sequence[str], compiled: bool,
-                 time_call: Callable[[Callable[[], Any]], float], bar: tqdm
+                 time_calls: Callable[[Sequence[Callable[[], Any]]], list[float]], bar: tqdm
                  ) -> list[dict[str, Any]]:
     shape, dtype = parse_case(case)
     generator = torch.Generator(device=device).manual_seed(0)
     x = torch.randn(shape, device=device, generator=generator).to(dtype)
     leaf = x.detach().requires_grad_(True)
     grad = torch.randn(shape, device=device, generator=generator).to(dtype)
-    copy_ms = time_call(lambda: x.clone())
+    (copy_ms,) = time_calls([lambda: x.clone()])
     rows = []
     for mode in modes:
         backward = mode.endswith("+bwd")
+        argument = leaf if backward else x
         functions = {"torch": torch_function(mode), "gumbelkit": gumbelkit_function(mode)}
+        row: dict[str, Any] = {"case": case, "mode": mode, "copy_ms": copy_ms}
         if compiled:
             functions["compile"] = torch.compile(torch_function(mode), dynamic=False)
-        row: dict[str, Any] = {"case": case, "mode": mode, "copy_ms": copy_ms}
-        for name, forward in functions.items():
-            call = with_backward(forward, grad) if backward else forward
-            argument = leaf if backward else x
-            row[f"{name}_ms"] = time_call(lambda c=call, a=argument: c(a))
+        calls = [bound(with_backward(f, grad) if backward else f, argument)
+                 for f in functions.values()]
+        if compiled:
+            start = time.perf_counter()
+            calls[-1]()
+            row["compile_s"] = time.perf_counter() - start
+        for name, ms in zip(functions, time_calls(calls), strict=True):
+            row[f"{name}_ms"] = ms
             bar.update(1)
-            if device.type == "cuda" and name != "compile" and mode in ("soft", "hard"):
-                row[f"{name}_peak"], row[f"{name}_held"] = memory(forward, leaf)
+        if device.type == "cuda" and mode in ("soft", "hard"):
+            for name in ("torch", "gumbelkit"):
+                row[f"{name}_peak"], row[f"{name}_held"] = memory(functions[name], leaf)
         bytes_moved = PASSES[mode] * x.numel() * x.element_size()
         copy_rate = 2 * x.numel() * x.element_size() / copy_ms
         for name in ("torch", "gumbelkit"):
@@ -163,40 +217,77 @@ def measure_case(case: str, device: torch.device, modes: Sequence[str], compiled
     return rows
 
 
-def _cell(value: Any, fmt: str) -> str:
-    return "" if value is None else format(value, fmt)
+def measure_vae_step(case: str, device: torch.device,
+                     time_calls: Callable[[Sequence[Callable[[], Any]]], list[float]], bar: tqdm
+                     ) -> dict[str, Any]:
+    """One training step of the categorical VAE with ``st-gs``: gumbelkit against plain
+    PyTorch (the same model, batch, optimizer and tau)."""
+    from .categorical_vae import plain_train
+
+    categories, latents = parse_vae_case(case)
+    generator = torch.Generator(device=device).manual_seed(0)
+    images = torch.rand(vae.BATCH_SIZE, 784, device=device, generator=generator)
+    torch.manual_seed(0)
+    models = {name: vae.CategoricalVAE(784, latents, categories).to(device)
+              for name in ("torch", "gumbelkit")}
+    models["gumbelkit"].load_state_dict(models["torch"].state_dict())
+    optimizers = {name: torch.optim.Adam(model.parameters(), lr=1e-3)
+                  for name, model in models.items()}
+    calls = [lambda: plain_train(models["torch"], images, 1, 1.0, optimizers["torch"],
+                                 generator),
+             lambda: vae.train(models["gumbelkit"], images, 1, "st-gs", 1.0,
+                               generator=generator, optimizer=optimizers["gumbelkit"])]
+    torch_ms, gumbelkit_ms = time_calls(calls)
+    bar.update(2)
+    return {"case": case, "mode": VAE_MODE, "torch_ms": torch_ms, "gumbelkit_ms": gumbelkit_ms,
+            "speedup_vs_torch": torch_ms / gumbelkit_ms}
+
+
+def worst(rows: Sequence[dict[str, Any]]) -> str:
+    """The sentence naming the row where gumbelkit does worst against torch and torch.compile."""
+    parts = []
+    for key, name in (("speedup_vs_torch", "torch eager"), ("speedup_vs_compile",
+                                                            "torch.compile")):
+        timed = [row for row in rows if row.get(key) is not None]
+        if timed:
+            row = min(timed, key=lambda r: r[key])
+            parts.append(f"against {name}: {row['case']} {row['mode']} at {row[key]:.2f}x")
+    return "Worst row " + "; ".join(parts) + "." if parts else ""
+
+
+def table(rows: Sequence[dict[str, Any]]) -> Table:
+    """The rows as one table (milliseconds, speed-ups, bandwidth, memory)."""
+    def memory_cell(row: dict[str, Any], name: str) -> str:
+        peak = row.get(f"{name}_peak")
+        return "" if peak is None else f"{peak:.2f} / {row[f'{name}_held']:.2f}"
+
+    return Table(
+        ["case", "mode", "torch", "compile", "compile s", "gumbelkit", "copy", "×torch",
+         "×compile", "gk bw", "torch bw", "torch peak/held", "gk peak/held"],
+        [[row["case"], row["mode"], row["torch_ms"], row.get("compile_ms"),
+          row.get("compile_s"), row["gumbelkit_ms"], row.get("copy_ms"),
+          row["speedup_vs_torch"], row.get("speedup_vs_compile"),
+          row.get("gumbelkit_bandwidth"), row.get("torch_bandwidth"),
+          memory_cell(row, "torch"), memory_cell(row, "gumbelkit")] for row in rows])
 
 
 def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
-    lines = [f"# Kernel benchmark ({meta['device']})", "",
-             "Milliseconds (median); speed-ups are torch's (or torch.compile's) time over "
-             "gumbelkit's; bandwidth is the fewest bytes the mode must move per second, as a "
-             "fraction of a copy's; memory is in multiples of the logits' size (peak during a "
-             "forward with gradients, held after it).", "",
-             "| case | mode | torch | compile | gumbelkit | copy | ×torch | ×compile | "
-             "gk bw | torch bw | torch peak/held | gk peak/held |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for row in rows:
-        get = row.get
-        memory_cells = [
-            f"{get(f'{n}_peak'):.2f} / {get(f'{n}_held'):.2f}" if get(f"{n}_peak") is not None
-            else "" for n in ("torch", "gumbelkit")]
-        lines.append(
-            f"| {row['case']} | {row['mode']} | {row['torch_ms']:.3f} | "
-            f"{_cell(get('compile_ms'), '.3f')} | {row['gumbelkit_ms']:.3f} | "
-            f"{row['copy_ms']:.3f} | {row['speedup_vs_torch']:.2f} | "
-            f"{_cell(get('speedup_vs_compile'), '.2f')} | {row['gumbelkit_bandwidth']:.2f} | "
-            f"{row['torch_bandwidth']:.2f} | {memory_cells[0]} | {memory_cells[1]} |")
-    lines += ["", f"Machine: {meta['machine']}. Command: `{meta['command']}`. "
-              f"Wall time {meta['wall_seconds']:.0f} s. The gumbelkit column times "
-              "gumbelkit.kernels, which the public functions call after validating their input "
-              "(gk.set_validation(False) skips that).", ""]
-    return "\n".join(lines)
+    return "\n".join([
+        f"# Kernel benchmark ({meta['device']})", "",
+        "Milliseconds (GPU: median of CUDA events; CPU: the best interleaved round); speed-ups "
+        "are torch's (or torch.compile's) time over gumbelkit's; bandwidth is the fewest bytes "
+        "the mode must move per second, as a fraction of a copy's; memory is in multiples of the "
+        "logits' size (peak during a forward with gradients, held after it).", "",
+        markdown_table(table(rows)), "",
+        f"Machine: {meta['machine']}. Command: `{meta['command']}`. Wall time "
+        f"{meta['wall_seconds']:.0f} s. The gumbelkit column times gumbelkit.kernels, which the "
+        "public functions call after validating their input (gk.set_validation(False) skips "
+        "that). " + worst(rows), ""])
 
 
 def run_kernels(out: str | Path, device: str = "cpu", cases: Sequence[str] | None = None,
                 modes: Sequence[str] = MODES, compile_cases: Sequence[str] | None = None,
-                threads: int | None = None, repeats: int = 5,
+                threads: int | None = None, repeats: int = 15,
                 command: str | None = None) -> list[dict[str, Any]]:
     """Time every case and mode, write ``kernels-<device>.md``, ``.csv`` and ``.json`` under
     ``out``, and return the rows. ``compile_cases`` are also timed under ``torch.compile``."""
@@ -206,7 +297,7 @@ def run_kernels(out: str | Path, device: str = "cpu", cases: Sequence[str] | Non
     cases = list(CASES[resolved.type] if cases is None else cases)
     compile_cases = set(COMPILED[resolved.type] if compile_cases is None else compile_cases)
     for case in [*cases, *compile_cases]:
-        parse_case(case)
+        parse_vae_case(case) if case.startswith("vae-") else parse_case(case)
     unknown = sorted(set(modes) - set(MODES))
     if unknown:
         raise ValueError(f"unknown modes {unknown}; modes are {', '.join(MODES)}")
@@ -214,12 +305,17 @@ def run_kernels(out: str | Path, device: str = "cpu", cases: Sequence[str] | Non
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
-    total = sum(len(modes) * (3 if case in compile_cases else 2) for case in cases)
+    total = sum(2 if case.startswith("vae-") else len(modes) * (3 if case in compile_cases else 2)
+                for case in cases)
     with torch_threads(threads), \
             tqdm(total=total, desc="bench kernels", unit="timing", file=sys.stderr) as bar:
-        time_call = timer(resolved, repeats)
+        time_calls = timer(resolved, repeats)
         for case in cases:
-            rows += measure_case(case, resolved, modes, case in compile_cases, time_call, bar)
+            if case.startswith("vae-"):
+                rows.append(measure_vae_step(case, resolved, time_calls, bar))
+            else:
+                rows += measure_case(case, resolved, modes, case in compile_cases, time_calls,
+                                     bar)
         meta = {"device": resolved.type, "machine": machine_description(resolved),
                 "python": platform.python_version(), "torch": torch.__version__,
                 "triton": _triton_version(), "backend": kernels.backend_for(
@@ -228,8 +324,8 @@ def run_kernels(out: str | Path, device: str = "cpu", cases: Sequence[str] | Non
                 "wall_seconds": time.perf_counter() - started}
     stem = f"kernels-{resolved.type}"
     (out / f"{stem}.md").write_text(markdown(rows, meta))
-    write_csv(out / f"{stem}.csv",
-              Table(list(COLUMNS), [[row.get(c) for c in COLUMNS] for row in rows]))
+    write_csv(out / f"{stem}.csv", Table(list(COLUMNS), [[row.get(c) for c in COLUMNS]
+                                                          for row in rows]))
     (out / f"{stem}.json").write_text(json.dumps(to_jsonable({"meta": meta, "rows": rows}),
                                                  indent=2, allow_nan=False))
     return rows

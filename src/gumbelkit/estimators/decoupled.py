@@ -19,13 +19,16 @@ tau_f)) (Gumbel-max on tempered logits): ``tau_f > 1`` explores more, ``tau_f < 
 samples follow softmax(logits) only at ``tau_f = 1``. ``tau_f = 1`` is ``st-gs`` at ``tau_b``; as
 ``tau_f -> 0``, D becomes the mode and S ``softmax(logits / tau_b)``: ``argmax-st``.
 
+Since ``(logits + tau_f G) / tau_b = (logits / tau_f + G) / (tau_b / tau_f)``, the sample is
+``st-gs`` of ``logits / tau_f`` at the temperature ``tau_b / tau_f``, which is how it is computed:
+the same fused path and the same noise as ``st-gs``.
+
 Options: ``tau_forward`` (default 1) and ``tau_backward`` (default: the call's ``tau``).
 """
 
 from __future__ import annotations
 
-from ..kernels.reference import perturbed_softmax
-from ..noise import gumbel_noise
+from .. import kernels
 from .base import PathwiseEstimator
 from .options import Option, optional_positive, positive
 
@@ -45,7 +48,6 @@ class DecoupledStraightThroughGumbel(PathwiseEstimator):
     )
 
     def relax(self, logits, tau, dim, generator, tau_forward, tau_backward):
-        noise = gumbel_noise(logits.shape, dtype=logits.dtype, device=logits.device,
-                             generator=generator)
         tau_b = tau if tau_backward is None else tau_backward
-        return perturbed_softmax(logits, tau_forward * noise, tau_b, True, dim)
+        return kernels.gumbel_softmax(logits / tau_forward, tau_b / tau_forward, True, dim,
+                                      generator)

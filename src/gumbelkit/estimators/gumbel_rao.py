@@ -14,9 +14,7 @@ with ``J(p) = diag(p) - p p^T`` and ``g`` the gradient of f at D. It has the sam
 
 from __future__ import annotations
 
-import torch
-
-from .._ops import one_hot, replace_gradient, shifted_to
+from .._ops import one_hot, replace_gradient, shifted_to, tempered_softmax
 from ..noise import conditional_gumbel
 from ..sampling import sample_index
 from .base import PathwiseEstimator
@@ -35,5 +33,5 @@ class GumbelRao(PathwiseEstimator):
     def relax(self, logits, tau, dim, generator, k):
         index = sample_index(logits, dim, generator)
         perturbed = conditional_gumbel(logits, index, k, dim, generator=generator)
-        surrogate = torch.softmax(shifted_to(logits, perturbed) / tau, dim + 1).mean(0)
+        surrogate = tempered_softmax(shifted_to(logits, perturbed), tau, dim + 1).mean(0)
         return replace_gradient(one_hot(index, logits, dim), surrogate)

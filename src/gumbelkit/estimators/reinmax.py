@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from .._ops import one_hot, replace_gradient, shifted_to
+from .._ops import one_hot, replace_gradient, shifted_to, tempered_softmax
 from ..sampling import sample_index
 from .base import PathwiseEstimator
 
@@ -33,7 +33,7 @@ class ReinMax(PathwiseEstimator):
     def relax(self, logits, tau, dim, generator):
         sample = one_hot(sample_index(logits, dim, generator), logits, dim)
         with torch.no_grad():
-            log_pi_1 = ((sample + torch.softmax(logits / tau, dim)) / 2).log()
+            log_pi_1 = ((sample + tempered_softmax(logits, tau, dim)) / 2).log()
         # softmax of logits moved to log(pi_1): value pi_1, Jacobian J(pi_1) to the logits
         pi_1 = torch.softmax(shifted_to(logits, log_pi_1), dim)
         surrogate = 2 * pi_1 - torch.softmax(logits, dim) / 2

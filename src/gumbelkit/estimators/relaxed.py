@@ -11,9 +11,8 @@ Gumbel-Softmax"; Maddison, Mnih and Teh 2017, "The Concrete Distribution"):
 
 from __future__ import annotations
 
-import torch
-
 from .. import kernels
+from .._ops import tempered_softmax
 from .base import PathwiseEstimator
 
 
@@ -27,7 +26,7 @@ class Softmax(PathwiseEstimator):
     gradient = "exact, of that"
 
     def relax(self, logits, tau, dim, generator):
-        return torch.softmax(logits / tau, dim)
+        return tempered_softmax(logits, tau, dim)
 
 
 class GumbelSoftmax(PathwiseEstimator):

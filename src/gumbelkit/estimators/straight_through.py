@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from .._ops import one_hot, replace_gradient, shifted_to
+from .._ops import one_hot, replace_gradient, shifted_to, tempered_softmax
 from ..sampling import sample_index
 from .base import PathwiseEstimator
 from .options import Option, positive
@@ -43,7 +43,7 @@ class ArgmaxStraightThrough(PathwiseEstimator):
     gradient = "of softmax(logits/τ)"
 
     def relax(self, logits, tau, dim, generator):
-        soft = torch.softmax(logits / tau, dim)
+        soft = tempered_softmax(logits, tau, dim)
         return replace_gradient(one_hot(logits.detach().argmax(dim), soft, dim), soft)
 
 
@@ -56,7 +56,7 @@ class StraightThrough(PathwiseEstimator):
     gradient = "of softmax(logits/τ)"
 
     def relax(self, logits, tau, dim, generator):
-        soft = torch.softmax(logits / tau, dim)
+        soft = tempered_softmax(logits, tau, dim)
         return replace_gradient(one_hot(sample_index(logits, dim, generator), soft, dim), soft)
 
 
@@ -86,5 +86,5 @@ class GappedStraightThrough(PathwiseEstimator):
         with torch.no_grad():
             top = logits.amax(dim, keepdim=True)
             target = torch.where(sample.bool(), top, torch.minimum(logits, top - gap))
-        surrogate = torch.softmax(shifted_to(logits, target) / tau, dim)
+        surrogate = tempered_softmax(shifted_to(logits, target), tau, dim)
         return replace_gradient(sample, surrogate)

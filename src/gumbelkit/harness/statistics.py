@@ -16,7 +16,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 __all__ = ["Decision", "Interval", "LEVEL", "mean_interval", "paired_difference"]
 
@@ -109,6 +108,8 @@ class Decision(enum.Enum):
 
 @functools.cache
 def _t_quantile(level: float, df: int) -> float:
+    from scipy import stats  # the lab extra; the core (gumbelkit compare) does without it
+
     return float(stats.t.ppf(0.5 + level / 2, df))
 
 

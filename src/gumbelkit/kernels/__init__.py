@@ -2,18 +2,25 @@
 
 ``gumbelkit.gumbel_max``, ``gumbelkit.gumbel_softmax`` and the forward samples of the estimators
 (the Gumbel-Softmax of ``gs`` and ``st-gs``, the Gumbel-max of the others) all call
-:func:`gumbel_max` or :func:`gumbel_softmax` here, which pick by the logits' device and dtype:
+:func:`gumbel_max` or :func:`gumbel_softmax` here. They call the custom operators
+``gumbelkit::gumbel_max`` and ``gumbelkit::gumbel_softmax`` (:mod:`gumbelkit.kernels.ops`), with
+a seed drawn from torch's generator (the default one or ``generator=``), so ``torch.manual_seed``
+reproduces their results; each op picks its kernel by the logits' device and dtype:
 
 - ``triton``: CUDA tensors of float16, bfloat16 or float32, when Triton is installed (the
-  ``gpu`` extra): fused kernels, :mod:`gumbelkit.kernels.triton_gumbel`;
+  ``gpu`` extra) and tau is a scalar on the CPU: fused kernels,
+  :mod:`gumbelkit.kernels.triton_gumbel`;
 - ``cpu``: CPU tensors of those dtypes or float64, with the categories along the last dim (or
   with only size-1 dims after it): chunked in-place work, :mod:`gumbelkit.kernels.cpu`;
-- ``reference``: everything else (other devices, empty tensors), and everything while
-  :func:`use_backend` ``("reference")`` is in force: :mod:`gumbelkit.kernels.reference`.
+- ``reference``: everything else, and everything while :func:`use_backend` ``("reference")`` is
+  in force: :mod:`gumbelkit.kernels.reference`.
 
-Every path draws from torch's generator (the default one or ``generator=``), so
-``torch.manual_seed`` reproduces its results; the paths draw different noise from the same seed,
-with the same law. No validation happens here: the public functions validate first.
+Under ``torch.func`` transforms, ``torch.export``, ``torch.jit.trace`` and ONNX export the work
+is the reference path's plain PyTorch operations instead (:func:`gumbelkit._ops.portable`):
+torch.func's transforms differentiate custom ops only through their vmap rule, and a recorded
+graph is then one that any runtime can run (a uniform draw, two logarithms, a softmax). The
+paths draw different noise from the same seed, with the same law. No validation happens here:
+the public functions validate first.
 """
 
 from __future__ import annotations
@@ -22,13 +29,14 @@ import functools
 import importlib.util
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import ModuleType
 
 import torch
 
-from . import cpu, reference
+from .._ops import compute_dtype, floored, portable
+from . import reference
 
-__all__ = ["BACKENDS", "backend_for", "gumbel_max", "gumbel_softmax", "use_backend"]
+__all__ = ["BACKENDS", "backend_for", "gumbel_max", "gumbel_softmax", "noise_generator",
+           "use_backend"]
 
 BACKENDS = ("auto", "reference")
 FAST_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -56,39 +64,81 @@ def _triton_available() -> bool:
     return importlib.util.find_spec("triton") is not None
 
 
-def backend_for(logits: torch.Tensor, dim: int = -1) -> str:
-    """The path that :func:`gumbel_max` and :func:`gumbel_softmax` take for ``logits`` with the
-    categories along ``dim``."""
+def backend_for(logits: torch.Tensor, dim: int = -1, tau: torch.Tensor | None = None) -> str:
+    """The kernel that the ops run for ``logits`` with the categories along ``dim`` (and a
+    tensor ``tau``): ``"triton"``, ``"cpu"`` or ``"reference"``."""
     if _state["backend"] == "reference" or logits.numel() == 0 \
             or logits.dtype not in FAST_DTYPES:
         return "reference"
     if logits.device.type == "cpu":
         return "cpu" if logits.shape[dim % logits.dim() + 1:].numel() == 1 else "reference"
-    if logits.device.type == "cuda" and logits.dtype in TRITON_DTYPES and _triton_available():
+    if logits.device.type == "cuda" and logits.dtype in TRITON_DTYPES and _triton_available() \
+            and (tau is None or (tau.numel() == 1 and tau.device.type == "cpu")):
         return "triton"
     return "reference"
 
 
-def _module(logits: torch.Tensor, dim: int) -> ModuleType:
-    name = backend_for(logits, dim)
-    if name == "triton":
-        from . import triton_gumbel
 
-        return triton_gumbel
-    return cpu if name == "cpu" else reference
+def _seed(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """A 62-bit seed drawn from torch's generator, as a one-element tensor on the logits'
+    device (no host synchronisation)."""
+    return torch.randint(2**62, (1,), dtype=torch.int64, device=logits.device,
+                         generator=generator)
+
+
+def noise_generator(generator: torch.Generator | None = None,
+                    device: torch.device | str = "cpu") -> torch.Generator:
+    """The generator whose draws are the noise of the next call given ``generator`` (None: the
+    default one) on ``device``: ``gk.gumbel_noise(logits.shape, generator=noise_generator(g))``
+    is the noise that ``gk.gumbel_softmax(logits, generator=g)`` adds on the CPU and reference
+    paths, for the same state of ``g``. It draws the call's seed from ``generator``.
+    """
+    return reference.seeded(_seed(torch.empty(0, device=device), generator))
+
+
+def _tau_tensor(tau: float | torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """``tau`` as the ops take it: a tensor, floored in the logits' compute dtype."""
+    dtype = compute_dtype(logits)
+    if isinstance(tau, torch.Tensor):
+        return floored(tau, dtype)
+    if torch.compiler.is_compiling():
+        return torch.scalar_tensor(floored(tau, dtype), dtype=dtype)
+    return _constant(floored(tau, dtype), dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _constant(value: float, dtype: torch.dtype) -> torch.Tensor:
+    """One 0-dim tensor per temperature and dtype (eager calls reuse it: nothing writes to
+    it)."""
+    return torch.scalar_tensor(value, dtype=dtype)
 
 
 def gumbel_max(logits: torch.Tensor, dim: int,
                generator: torch.Generator | None = None) -> torch.Tensor:
     """``argmax(logits + G, dim)`` with G ~ Gumbel(0, 1): indices distributed as
     Categorical(softmax(logits)) (Gumbel 1954)."""
-    return _module(logits, dim).gumbel_max(logits, dim % logits.dim(), generator)
+    dim = dim % logits.dim()
+    if logits.numel() == 0:  # reductions refuse empty dims, even with no rows
+        return logits.new_empty(logits.shape[:dim] + logits.shape[dim + 1:], dtype=torch.int64)
+    if portable():
+        return reference.gumbel_max(logits, dim, generator)
+    return ops.gumbel_max(logits.detach(), dim, _seed(logits, generator))
 
 
-def gumbel_softmax(logits: torch.Tensor, tau: float, hard: bool, dim: int,
+def gumbel_softmax(logits: torch.Tensor, tau: float | torch.Tensor, hard: bool, dim: int,
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """``softmax((logits + G) / tau)`` along ``dim`` (Jang, Gu and Poole 2017; Maddison, Mnih and
     Teh 2017), or with ``hard`` its one-hot argmax carrying the soft sample's gradient.
-    The result has the dtype of ``logits``."""
-    return _module(logits, dim).gumbel_softmax(logits, tau, hard, dim % logits.dim(),
-                                                 generator)
+    ``tau`` is a number or a tensor broadcastable to ``logits``. The result has the dtype of
+    ``logits``."""
+    dim = dim % logits.dim()
+    if logits.numel() == 0:
+        return logits.clone()
+    if portable():
+        return reference.gumbel_softmax(logits, tau, hard, dim, generator)
+    sample, _ = ops.gumbel_softmax(logits, _tau_tensor(tau, logits), hard, dim,
+                                   _seed(logits, generator))
+    return sample
+
+
+from . import ops  # noqa: E402 (the ops use backend_for, above)

@@ -1,19 +1,20 @@
 """CPU fast path: Gumbel-max and Gumbel-Softmax in row chunks that stay in the cache.
 
-For categories along the last dim (of size > 1). Same formulas and the same kernels as the
+For categories along the last dim (or with only size-1 dims after it). Same formulas as the
 reference path (:mod:`gumbelkit.kernels.reference`); what changes is the work. Torch's own
 ``gumbel_softmax`` draws its noise with ``exponential_()``, which on the CPU costs about five
 times ``uniform_()`` and two logarithms, and writes a full-size temporary at each of its steps.
 Here the noise is drawn and used chunk by chunk (``CHUNK`` entries, about 1 MiB of float32) in
-one scratch buffer: ``G = -log(-log U)`` in place, plus the logits, divided by tau, then the
-softmax (or the argmax) written straight into the result. Hard mode keeps the soft sample for
-backward (one tensor of the logits' size, as torch does); soft mode keeps its output. Backward
-is ``y * (g - <g, y>) / tau`` chunk by chunk, the kernels autograd would use.
+one scratch buffer: ``G = -log(-log U)`` in place, plus the shifted logits
+``logits - max(logits)``, divided by tau, then the softmax (or the argmax) written straight into
+the result. These are the implementations of the custom ops of :mod:`gumbelkit.kernels.ops`,
+which register their gradient.
 
-Torch draws CPU uniforms on one thread, in order: the uniforms here are the generator's own, in
-the reference path's order, so for a given generator state the results are the reference path's
-bit for bit. (Drawing them on several threads from streams seeded by the generator was tried:
-on a 2-core machine it was slower, the threads of torch's own pool competing for the cores.)
+Torch draws CPU uniforms on one thread, in order: the uniforms here are those of the generator
+seeded with ``seed`` (:func:`gumbelkit.kernels.reference.seeded`), in the reference path's
+order, so for a given seed the results are the reference path's bit for bit. (Drawing them on
+several threads from streams seeded by the generator was tried: on a 2-core machine it was
+slower, the threads of torch's own pool competing for the cores.)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Iterator
 import torch
 
 from .._ops import compute_dtype
-from ..noise import gumbel_
+from .reference import seeded
 
 __all__ = ["gumbel_max", "gumbel_softmax"]
 
@@ -47,59 +48,84 @@ def _chunks(n_rows: int, K: int) -> Iterator[slice]:
         yield slice(start, min(start + step, n_rows))
 
 
-def _perturbed_chunks(x: torch.Tensor, generator: torch.Generator | None
+def _one_chunk(x: torch.Tensor) -> bool:
+    return x.numel() <= CHUNK
+
+
+def _perturbed_chunks(x: torch.Tensor, seed: torch.Tensor
                       ) -> Iterator[tuple[slice, torch.Tensor]]:
-    """``(rows, logits[rows] + G)`` chunk by chunk, G drawn in place in one scratch buffer."""
-    scratch = torch.empty(min(x.shape[0], _rows_per_chunk(x.shape[1])), x.shape[1],
-                          dtype=x.dtype)
+    """``(rows, shifted logits[rows] + G)`` chunk by chunk for a (rows, K) matrix, G drawn in
+    place in one scratch buffer from the generator of ``seed``."""
+    generator = seeded(seed)
+    size = (_rows_per_chunk(x.shape[1]), x.shape[1])
+    scratch, shifted = torch.empty(size, dtype=x.dtype), torch.empty(size, dtype=x.dtype)
     for rows in _chunks(*x.shape):
-        noise = gumbel_(scratch[:rows.stop - rows.start], generator)
-        yield rows, noise.add_(x[rows])
+        n = rows.stop - rows.start
+        yield rows, _perturbed(x[rows], scratch[:n].uniform_(generator=generator), shifted[:n],
+                               -1)
 
 
-def gumbel_max(logits: torch.Tensor, dim: int,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+def _perturbed(x: torch.Tensor, uniform: torch.Tensor, shifted: torch.Tensor | None,
+               dim: int) -> torch.Tensor:
+    """``x - max(x, dim) + G`` in ``uniform`` (uniform draws, contiguous, shaped like ``x``):
+    ``-log(-log u)`` in place as :func:`gumbelkit.noise.gumbel_` computes it, one negation
+    folded into the sum (the same bits); ``shifted`` is scratch for ``x - max`` (None: a new
+    tensor)."""
+    log_log = uniform.clamp_(min=torch.finfo(x.dtype).tiny).log_().neg_().log_()
+    top = x.amax(dim, keepdim=True)  # a fully masked row gives NaN, as the reference path does
+    return torch.sub(torch.sub(x, top, out=shifted) if shifted is not None else x - top,
+                     log_log, out=uniform)
+
+
+def _perturbed_whole(x: torch.Tensor, seed: torch.Tensor, dim: int) -> torch.Tensor:
+    """:func:`_perturbed` of a tensor that fits one chunk, in its own shape, with the fewest
+    operations (small tensors are where the time per operation counts)."""
+    return _perturbed(x, torch.rand(x.shape, dtype=x.dtype, generator=seeded(seed)), None, dim)
+
+
+def gumbel_max(logits: torch.Tensor, dim: int, seed: torch.Tensor) -> torch.Tensor:
     """``argmax(logits + G, dim)``, G ~ Gumbel(0, 1), without a full-size temporary."""
-    x = _as_rows(logits.detach().to(compute_dtype(logits)), dim)
+    x = logits.to(compute_dtype(logits))
+    if _one_chunk(x):
+        return _perturbed_whole(x, seed, dim).argmax(dim)
+    x = _as_rows(x, dim)
     index = torch.empty(x.shape[0], dtype=torch.int64)
-    for rows, perturbed in _perturbed_chunks(x, generator):
+    for rows, perturbed in _perturbed_chunks(x, seed):
         torch.argmax(perturbed, -1, out=index[rows])
     return index.reshape(logits.shape[:dim] + logits.shape[dim + 1:])
 
 
-class _GumbelSoftmax(torch.autograd.Function):
-    """``softmax((logits + G) / tau)``, or its one-hot argmax with the soft sample's gradient."""
-
-    @staticmethod
-    def forward(ctx, logits: torch.Tensor, tau: float, hard: bool, dim: int,
-                generator: torch.Generator | None) -> torch.Tensor:
-        x = _as_rows(logits.to(compute_dtype(logits)), dim)
-        soft = torch.empty_like(x, memory_format=torch.contiguous_format)
-        index = torch.empty(x.shape[0], 1, dtype=torch.int64) if hard else None
-        for rows, perturbed in _perturbed_chunks(x, generator):
-            if hard:
-                torch.argmax(perturbed, -1, keepdim=True, out=index[rows])
-            torch.ops.aten._softmax.out(perturbed.div_(tau), -1, False, out=soft[rows])
-        ctx.tau, ctx.dim, ctx.shape, ctx.dtype = tau, dim, logits.shape, logits.dtype
-        ctx.save_for_backward(soft)
-        value = torch.zeros_like(soft).scatter_(-1, index, 1.0) if hard else soft
-        return value.reshape(logits.shape).to(logits.dtype)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        (soft,) = ctx.saved_tensors
-        grad = _as_rows(grad.to(soft.dtype), ctx.dim)
-        dx = torch.empty_like(soft)
-        for rows in _chunks(*soft.shape):
-            torch.ops.aten._softmax_backward_data.out(grad[rows], soft[rows], -1, soft.dtype,
-                                                      grad_input=dx[rows])
-            if ctx.tau != 1.0:
-                dx[rows].div_(ctx.tau)
-        return dx.reshape(ctx.shape).to(ctx.dtype), None, None, None, None
+def gumbel_softmax(logits: torch.Tensor, tau: torch.Tensor, hard: bool, dim: int,
+                   seed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sample (soft, or one-hot with ``hard``) and the soft sample along ``dim``, for the
+    noise of ``seed``; ``tau`` is a tensor broadcastable to ``logits``, already floored. The
+    outputs are fresh tensors (not views)."""
+    x = logits.to(compute_dtype(logits))
+    tau = tau.to(x.dtype)
+    if _one_chunk(x):
+        perturbed = _perturbed_whole(x, seed, dim)
+        index = perturbed.argmax(dim, keepdim=True) if hard else None
+        soft = torch.softmax(perturbed.div_(tau), dim)
+    else:
+        soft = torch.empty(x.shape, dtype=x.dtype)  # the output: its own tensor, not a view
+        index = _chunked_softmax(_as_rows(x, dim), tau.reshape(()) if tau.numel() == 1 else
+                                 _as_rows(tau.expand(x.shape), dim), hard, seed,
+                                 soft.view(-1, x.shape[dim]))
+        index = None if index is None else index.view(x.shape[:dim] + (1,) + x.shape[dim + 1:])
+    soft = soft.to(logits.dtype)
+    if not hard:
+        return soft, soft.new_empty(0)
+    return torch.zeros_like(soft).scatter_(dim, index, 1.0), soft
 
 
-def gumbel_softmax(logits: torch.Tensor, tau: float, hard: bool, dim: int,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """Gumbel-Softmax sample along ``dim`` (soft, or one-hot with ``hard``), differentiable with
-    respect to ``logits``."""
-    return _GumbelSoftmax.apply(logits, tau, hard, dim, generator)
+def _chunked_softmax(x: torch.Tensor, tau: torch.Tensor, hard: bool, seed: torch.Tensor,
+                     soft: torch.Tensor) -> torch.Tensor | None:
+    """The soft sample of a (rows, K) matrix into ``soft`` and, with ``hard``, each row's
+    argmax (returned), chunk by chunk; ``tau`` a 0-dim tensor or one of x's shape."""
+    index = torch.empty(x.shape[0], 1, dtype=torch.int64) if hard else None
+    for rows, perturbed in _perturbed_chunks(x, seed):
+        if hard:
+            torch.argmax(perturbed, -1, keepdim=True, out=index[rows])
+        perturbed.div_(tau if tau.dim() == 0 else tau[rows])
+        torch.ops.aten._softmax.out(perturbed, -1, False, out=soft[rows])
+    return index

@@ -1,4 +1,4 @@
-"""Triton kernels: Gumbel-max and Gumbel-Softmax (soft and hard) on CUDA, forward and backward.
+"""Triton kernels: Gumbel-max and Gumbel-Softmax (soft and hard) on CUDA.
 
 One program handles ``BLOCK_R`` rows (a row: the ``K`` entries along ``dim``). A row that fits in
 one tile (``K <= MAX_BLOCK_K``) is read once and written once; a longer row is walked in tiles
@@ -8,23 +8,25 @@ calculation for softmax").
 Noise. Counter-based: Philox-4x32-10 (Salmon et al. 2011, "Parallel random numbers: as easy as
 1, 2, 3") keyed by a 64-bit seed, with counter ``row * ceil(K / 4) + k // 4`` for entry ``k`` of
 ``row``; each counter gives four 32-bit words, one per entry of a group of four. The noise of an
-entry is a function of (seed, row, k) alone, so backward regenerates the forward's noise instead
-of storing it, whatever the tile sizes. The seed is drawn from torch's generator (the default or
-``generator=``) as a one-element device tensor, so ``torch.manual_seed`` reproduces results and
-no host synchronisation is needed. A word ``b`` becomes ``u = (b + 1/2) / 2**32`` (in float32
-capped at ``1 - 2**-24``, the largest float32 below 1): a uniform on the open interval.
+entry is a function of (seed, row, k) alone, whatever the tile sizes, so the soft and the hard
+sample of a seed share their noise. The seed is drawn from torch's generator (the default or
+``generator=``) as a one-element device tensor (:mod:`gumbelkit.kernels`), so
+``torch.manual_seed`` reproduces results and no host synchronisation is needed. A word ``b``
+becomes ``u = (b + 1/2) / 2**32`` (in float32 capped at ``1 - 2**-24``, the largest float32
+below 1): a uniform on the open interval.
 
+The logits are shifted by their row maximum before the noise is added (from the tile in
+registers; one more read of a row longer than a tile), so the law is exact at any offset.
 Arithmetic is in float32, in base 2: with ``log2(e)`` folded in,
 ``G * log2(e) = -log2(ln 2) - log2(-log2 u)`` and ``softmax(v)_k = 2**(v_k log2 e - m) / s``; the
 logarithms come from the hardware's ``lg2.approx``. Float64 input is computed in float64 (what the
 interpreter tests with gradcheck), but compiled kernels hold their constants in float32, so the
 dispatch keeps float64 CUDA tensors on the reference path.
 
-Memory. Hard mode returns the one-hot sample and keeps for backward only the seed and, for long
-rows, each row's max and normaliser: the soft sample's gradient ``y * (g - <g, y>) / tau`` is
-rebuilt from the logits and the regenerated noise. Soft mode keeps its output, as
-``torch.softmax`` does. For long rows, soft forward and hard backward use their output as
-scratch between their two passes over the row (in the output's dtype).
+These are the CUDA kernels of the custom ops (:mod:`gumbelkit.kernels.ops`), which register the
+gradient. Hard mode writes the one-hot sample and, in a second launch, the soft sample its
+gradient needs (kept as torch keeps it). For long rows, soft mode uses its output as scratch
+between its two passes over the row (in the output's dtype).
 """
 
 from __future__ import annotations
@@ -99,11 +101,32 @@ def _gumbel2(seed, rows, col0, KQ, BLOCK_K: tl.constexpr, COMPUTE: tl.constexpr)
 
 
 @triton.jit
-def _perturbed2(x_ptr, offs, mask, seed, rows, col0, KQ, scale,
-                BLOCK_K: tl.constexpr, COMPUTE: tl.constexpr):
-    """``(logits + G) * log2(e) / tau`` for a tile (``scale = 1 / tau``); -inf where masked."""
-    x = tl.load(x_ptr + offs, mask=mask, other=float("-inf")).to(COMPUTE)
-    return (x * LOG2E + _gumbel2(seed, rows, col0, KQ, BLOCK_K, COMPUTE)) * scale
+def _load(x_ptr, offs, mask, COMPUTE: tl.constexpr):
+    """A tile of logits in the compute dtype, -inf where masked."""
+    return tl.load(x_ptr + offs, mask=mask, other=float("-inf")).to(COMPUTE)
+
+
+@triton.jit
+def _perturbed2(x, seed, rows, col0, KQ, scale, shift, BLOCK_K: tl.constexpr,
+                COMPUTE: tl.constexpr):
+    """``(logits - shift + G) * log2(e) / tau`` for a tile ``x`` of logits (``scale = 1 / tau``,
+    ``shift`` the row's largest logit)."""
+    return ((x - shift[:, None]) * LOG2E + _gumbel2(seed, rows, col0, KQ, BLOCK_K, COMPUTE)) \
+        * scale
+
+
+@triton.jit
+def _row_max(x_ptr, rows, row_ok, base, K, inner, LAST: tl.constexpr, BLOCK_R: tl.constexpr,
+             BLOCK_K: tl.constexpr, COMPUTE: tl.constexpr):
+    """The largest logit of each row (0 for a fully masked row) of a row longer than a tile:
+    the shift that keeps ``logits + G`` exact at any offset (one more read of the row)."""
+    top = tl.full([BLOCK_R], float("-inf"), COMPUTE)
+    for col0 in range(0, K, BLOCK_K):
+        cols = col0 + tl.arange(0, BLOCK_K)
+        mask = row_ok[:, None] & (cols < K)[None, :]
+        top = tl.maximum(top, tl.max(_load(x_ptr, _offsets(base, cols, inner, LAST), mask,
+                                           COMPUTE), 1))
+    return _finite(top)
 
 
 @triton.jit
@@ -141,7 +164,8 @@ def _forward_kernel(x_ptr, out_ptr, index_ptr, stats_ptr, seed_ptr,
         cols = tl.arange(0, BLOCK_K)
         mask = row_ok[:, None] & (cols < K)[None, :]
         offs = _offsets(base, cols, inner, LAST)
-        z = _perturbed2(x_ptr, offs, mask, seed, rows, 0, KQ, scale, BLOCK_K, COMPUTE)
+        x = _load(x_ptr, offs, mask, COMPUTE)
+        z = _perturbed2(x, seed, rows, 0, KQ, scale, _finite(tl.max(x, 1)), BLOCK_K, COMPUTE)
         if MODE == INDEX:
             tl.store(index_ptr + rows, tl.argmax(z, 1), mask=row_ok)
         elif MODE == SOFT:
@@ -152,6 +176,7 @@ def _forward_kernel(x_ptr, out_ptr, index_ptr, stats_ptr, seed_ptr,
             top = tl.argmax(z, 1)
             tl.store(out_ptr + offs, _one_hot(cols, top, out_ptr.dtype.element_ty), mask=mask)
     else:
+        shift = _row_max(x_ptr, rows, row_ok, base, K, inner, LAST, BLOCK_R, BLOCK_K, COMPUTE)
         m = tl.full([BLOCK_R], float("-inf"), COMPUTE)  # running max of z
         s = tl.zeros([BLOCK_R], COMPUTE)  # running sum of 2**(z - m)
         top = tl.zeros([BLOCK_R], tl.int64)  # running argmax of z
@@ -159,19 +184,19 @@ def _forward_kernel(x_ptr, out_ptr, index_ptr, stats_ptr, seed_ptr,
             cols = col0 + tl.arange(0, BLOCK_K)
             mask = row_ok[:, None] & (cols < K)[None, :]
             offs = _offsets(base, cols, inner, LAST)
-            z = _perturbed2(x_ptr, offs, mask, seed, rows, col0, KQ, scale, BLOCK_K, COMPUTE)
+            z = _perturbed2(_load(x_ptr, offs, mask, COMPUTE), seed, rows, col0, KQ, scale,
+                            shift, BLOCK_K, COMPUTE)
             if MODE == SOFT:
                 tile_max = tl.max(z, 1)
             else:
                 tile_max, tile_top = tl.max(z, 1, return_indices=True)
                 top = tl.where(tile_max > m, col0 + tile_top.to(tl.int64), top)
-            if MODE != INDEX:
+            if MODE == SOFT:  # keep 2**(z - ref) in the output; rescaled in the second pass
                 ref = _finite(tl.maximum(m, tile_max))
                 e = tl.exp2(z - ref[:, None])
                 s = s * tl.exp2(m - ref) + tl.sum(e, 1)
-                if MODE == SOFT:  # keep 2**(z - ref) in the output; rescaled in the second pass
-                    tl.store(out_ptr + offs, e.to(out_ptr.dtype.element_ty), mask=mask)
-                    tl.store(stats_ptr + rows * n_tiles + col0 // BLOCK_K, ref, mask=row_ok)
+                tl.store(out_ptr + offs, e.to(out_ptr.dtype.element_ty), mask=mask)
+                tl.store(stats_ptr + rows * n_tiles + col0 // BLOCK_K, ref, mask=row_ok)
             m = tl.maximum(m, tile_max)
         if MODE == INDEX:
             tl.store(index_ptr + rows, top, mask=row_ok)
@@ -187,66 +212,11 @@ def _forward_kernel(x_ptr, out_ptr, index_ptr, stats_ptr, seed_ptr,
                 tl.store(out_ptr + offs, (e * factor[:, None]).to(out_ptr.dtype.element_ty),
                          mask=mask)
         else:
-            tl.store(stats_ptr + rows * 2, _finite(m), mask=row_ok)
-            tl.store(stats_ptr + rows * 2 + 1, s, mask=row_ok)
             for col0 in range(0, K, BLOCK_K):
                 cols = col0 + tl.arange(0, BLOCK_K)
                 mask = row_ok[:, None] & (cols < K)[None, :]
                 tl.store(out_ptr + _offsets(base, cols, inner, LAST),
                          _one_hot(cols, top, out_ptr.dtype.element_ty), mask=mask)
-
-
-@triton.jit
-def _backward_kernel(grad_ptr, y_ptr, x_ptr, stats_ptr, seed_ptr, dx_ptr,
-                     n_rows, K, inner, KQ, scale,
-                     HARD: tl.constexpr, LAST: tl.constexpr, SINGLE: tl.constexpr,
-                     BLOCK_R: tl.constexpr, BLOCK_K: tl.constexpr, COMPUTE: tl.constexpr):
-    """``dx = y * (g - <g, y>) / tau``, with y the soft sample (rebuilt in hard mode)."""
-    rows, row_ok, base = _row_bases(n_rows, K, inner, LAST, BLOCK_R)
-    if HARD:
-        seed = tl.load(seed_ptr)
-    if SINGLE:
-        cols = tl.arange(0, BLOCK_K)
-        mask = row_ok[:, None] & (cols < K)[None, :]
-        offs = _offsets(base, cols, inner, LAST)
-        g = tl.load(grad_ptr + offs, mask=mask, other=0.0).to(COMPUTE)
-        if HARD:
-            z = _perturbed2(x_ptr, offs, mask, seed, rows, 0, KQ, scale, BLOCK_K, COMPUTE)
-            e = tl.exp2(z - _finite(tl.max(z, 1))[:, None])
-            y = e / tl.sum(e, 1)[:, None]
-        else:
-            y = tl.load(y_ptr + offs, mask=mask, other=0.0).to(COMPUTE)
-        dot = tl.sum(g * y, 1)
-        tl.store(dx_ptr + offs, (y * (g - dot[:, None]) * scale).to(dx_ptr.dtype.element_ty),
-                 mask=mask)
-    else:
-        if HARD:
-            ref = tl.load(stats_ptr + rows * 2, mask=row_ok, other=0.0)
-            s = tl.load(stats_ptr + rows * 2 + 1, mask=row_ok, other=1.0)
-        dot = tl.zeros([BLOCK_R], COMPUTE)
-        for col0 in range(0, K, BLOCK_K):
-            cols = col0 + tl.arange(0, BLOCK_K)
-            mask = row_ok[:, None] & (cols < K)[None, :]
-            offs = _offsets(base, cols, inner, LAST)
-            g = tl.load(grad_ptr + offs, mask=mask, other=0.0).to(COMPUTE)
-            if HARD:  # rebuild y, and keep it in dx for the second pass
-                z = _perturbed2(x_ptr, offs, mask, seed, rows, col0, KQ, scale, BLOCK_K, COMPUTE)
-                y = tl.exp2(z - ref[:, None]) / s[:, None]
-                tl.store(dx_ptr + offs, y.to(dx_ptr.dtype.element_ty), mask=mask)
-            else:
-                y = tl.load(y_ptr + offs, mask=mask, other=0.0).to(COMPUTE)
-            dot += tl.sum(g * y, 1)
-        for col0 in range(0, K, BLOCK_K):
-            cols = col0 + tl.arange(0, BLOCK_K)
-            mask = row_ok[:, None] & (cols < K)[None, :]
-            offs = _offsets(base, cols, inner, LAST)
-            g = tl.load(grad_ptr + offs, mask=mask, other=0.0).to(COMPUTE)
-            if HARD:
-                y = tl.load(dx_ptr + offs, mask=mask, other=0.0).to(COMPUTE)
-            else:
-                y = tl.load(y_ptr + offs, mask=mask, other=0.0).to(COMPUTE)
-            tl.store(dx_ptr + offs, (y * (g - dot[:, None]) * scale).to(dx_ptr.dtype.element_ty),
-                     mask=mask)
 
 
 class _Layout:
@@ -289,11 +259,6 @@ def _compute_type(dtype: torch.dtype):
     return tl.float64 if dtype == torch.float64 else tl.float32
 
 
-def _seed(device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
-    """A 62-bit Philox key drawn from torch's generator, as a one-element tensor on ``device``."""
-    return torch.randint(2**62, (1,), dtype=torch.int64, device=device, generator=generator)
-
-
 def gumbel_noise(shape: torch.Size | tuple[int, ...], dim: int, seed: torch.Tensor,
                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """The Gumbel noise the kernels add for ``seed`` to logits of ``shape`` along ``dim``, in
@@ -307,12 +272,10 @@ def gumbel_noise(shape: torch.Size | tuple[int, ...], dim: int, seed: torch.Tens
     return out
 
 
-def gumbel_max(logits: torch.Tensor, dim: int, generator: torch.Generator | None = None,
-               seed: torch.Tensor | None = None) -> torch.Tensor:
-    """``argmax(logits + G, dim)``, G ~ Gumbel(0, 1): one read of the logits, no temporaries."""
+def gumbel_max(logits: torch.Tensor, dim: int, seed: torch.Tensor) -> torch.Tensor:
+    """``argmax(logits + G, dim)``, G ~ Gumbel(0, 1) from ``seed``: no temporaries."""
     x = logits.detach().contiguous()
     layout = _layout(x.shape, dim)
-    seed = _seed(x.device, generator) if seed is None else seed
     index = torch.empty(x.shape[:dim] + x.shape[dim + 1:], dtype=torch.int64, device=x.device)
     _forward_kernel[layout.grid](x, x, index, x, seed, *layout.sizes(), layout.n_tiles, 1.0,
                                  MODE=INDEX.value, COMPUTE=_compute_type(x.dtype),
@@ -320,56 +283,28 @@ def gumbel_max(logits: torch.Tensor, dim: int, generator: torch.Generator | None
     return index
 
 
-class _GumbelSoftmax(torch.autograd.Function):
-    """``softmax((logits + G) / tau)`` or, with ``hard``, its one-hot argmax with the soft
-    sample's gradient (Jang, Gu and Poole 2017, "Categorical Reparameterization with
-    Gumbel-Softmax")."""
-
-    @staticmethod
-    def forward(ctx, logits: torch.Tensor, tau: float, hard: bool, dim: int,
-                seed: torch.Tensor) -> torch.Tensor:
-        x = logits.contiguous()
-        layout = _layout(x.shape, dim)
-        out = torch.empty_like(x)
-        compute = _compute_type(x.dtype)
-        stats = None  # per row (hard) or per tile (soft) statistics of long rows
-        if not layout.single:
-            stats = torch.empty((layout.n_rows, 2) if hard else (layout.n_rows, layout.n_tiles),
-                                dtype=compute_dtype(x), device=x.device)
-        mode = HARD if hard else SOFT
-        _forward_kernel[layout.grid](x, out, x, _or(stats, x), seed, *layout.sizes(),
-                                     layout.n_tiles, 1.0 / tau, MODE=mode.value, COMPUTE=compute,
-                                     **layout.options)
-        ctx.layout, ctx.tau, ctx.hard = layout, tau, hard
-        ctx.save_for_backward(*((x, stats, seed) if hard else (out,)))
-        return out
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        grad = grad.contiguous()
-        x = stats = seed = y = None
-        if ctx.hard:
-            x, stats, seed = ctx.saved_tensors
-        else:
-            (y,) = ctx.saved_tensors
-        dx = torch.empty_like(grad)
-        layout = ctx.layout
-        _backward_kernel[layout.grid](grad, _or(y, grad), _or(x, grad), _or(stats, grad),
-                                      _or(seed, grad), dx, *layout.sizes(), 1.0 / ctx.tau,
-                                      HARD=ctx.hard, COMPUTE=_compute_type(dx.dtype),
-                                      **layout.options)
-        return dx, None, None, None, None
+def _forward(x: torch.Tensor, layout: _Layout, scale: float, mode: tl.constexpr,
+             seed: torch.Tensor) -> torch.Tensor:
+    out = torch.empty_like(x)
+    stats = x  # the per-tile statistics of long rows in soft mode; unread otherwise
+    if mode == SOFT and not layout.single:
+        stats = torch.empty((layout.n_rows, layout.n_tiles), dtype=compute_dtype(x),
+                            device=x.device)
+    _forward_kernel[layout.grid](x, out, x, stats, seed, *layout.sizes(), layout.n_tiles, scale,
+                                 MODE=mode.value, COMPUTE=_compute_type(x.dtype),
+                                 **layout.options)
+    return out
 
 
-def _or(tensor: torch.Tensor | None, placeholder: torch.Tensor) -> torch.Tensor:
-    """A pointer argument that the kernel's mode does not read: any tensor will do."""
-    return placeholder if tensor is None else tensor
-
-
-def gumbel_softmax(logits: torch.Tensor, tau: float, hard: bool, dim: int,
-                   generator: torch.Generator | None = None,
-                   seed: torch.Tensor | None = None) -> torch.Tensor:
-    """Gumbel-Softmax sample along ``dim`` (soft, or one-hot with ``hard``), differentiable with
-    respect to ``logits``; the noise comes from ``seed`` (default: drawn from ``generator``)."""
-    seed = _seed(logits.device, generator) if seed is None else seed
-    return _GumbelSoftmax.apply(logits, tau, hard, dim, seed)
+def gumbel_softmax(logits: torch.Tensor, tau: torch.Tensor, hard: bool, dim: int,
+                   seed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sample (soft, or one-hot with ``hard``) and, with ``hard``, the soft sample along
+    ``dim`` for the noise of ``seed`` (the same noise in both); ``tau`` is a scalar tensor on the
+    CPU, floored (so ``1 / tau`` is finite)."""
+    x = logits.detach().contiguous()
+    layout = _layout(x.shape, dim)
+    scale = 1.0 / float(tau)
+    soft = _forward(x, layout, scale, SOFT, seed)
+    if not hard:
+        return soft, soft.new_empty(0)
+    return _forward(x, layout, scale, HARD, seed), soft
