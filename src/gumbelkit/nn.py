@@ -70,8 +70,16 @@ class GumbelSoftmax(nn.Module):
             return logits.detach().clone()
         return one_hot(logits.argmax(dim), logits.detach(), dim)
 
-    def get_extra_state(self) -> dict[str, Any]:
-        """``{"tau": schedule.state_dict()}`` for a schedule, ``{"tau": float(tau)}`` otherwise."""
+    def get_extra_state(self) -> Any:
+        """``{"tau": schedule.state_dict()}`` for a schedule, ``{"tau": float(tau)}`` otherwise.
+
+        Torch's TorchScript-based exporters (``torch.jit.trace``, ``torch.onnx.export(...,
+        dynamo=False)``) detach every entry of the state they read: for them the state is the
+        current temperature as a tensor.
+        """
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            return torch.as_tensor(self.tau.value if isinstance(self.tau, Schedule)
+                                   else self.tau, dtype=torch.float32).detach().clone()
         return {"tau": self.tau.state_dict() if isinstance(self.tau, Schedule) else float(self.tau)}
 
     def set_extra_state(self, state: Any) -> None:
