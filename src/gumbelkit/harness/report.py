@@ -307,6 +307,7 @@ def render_html(document: Document, figure_dir: Path) -> str:
 def results_json(document: Document) -> dict[str, Any]:
     return to_jsonable({
         "title": document.title,
+        "order": [s.id for s in document.sections],  # the keys below are sorted
         "experiments": {s.id: {"title": s.title, "config": s.config, "summary": s.summary,
                                "claim_summary": s.claim_summary, "claims": s.claims,
                                "verdicts": s.verdicts, "not_run": s.not_run}
@@ -343,7 +344,8 @@ def sections_from_results(results: dict[str, Any]) -> list[Section]:
         return Claim(**data)
 
     sections = []
-    for sid, entry in results["experiments"].items():
+    for sid in results["order"]:
+        entry = results["experiments"][sid]
         verdicts = [Verdict(Decision(v["decision"]), v["answer"], v["detail"], v["number"],
                             tuple(map(claim, v["claims"]))) for v in entry["verdicts"]]
         sections.append(Section(sid, entry["title"], "", [], [], entry["config"],

@@ -82,10 +82,12 @@ class GumbelMaxExactness(LabExperiment):
     claims = (
         Claim("It turns out that X will be equal to X_1 about P(X_1) of the times and to X_2 "
               "about P(X_2) of the times. In other words, the equation above samples from P.",
-              "answer 1 (on argmax(M(X_i) + Z_i) with Z_i i.i.d. Gumbel(0,1))"),
+              "answer 1 (on argmax(M(X_i) + Z_i) with Z_i i.i.d. Gumbel(0,1))",
+              "Gumbel-max draws exact samples of softmax(logits)."),
         Claim("...compute some distribution P = softmax({M(X_1), M(X_2)}) and take the state "
               "with the highest probability",
-              "answer 1 (the alternative without noise: the argmax of the softmax)"),
+              "answer 1 (the alternative without noise: the argmax of the softmax)",
+              "The argmax of the softmax always returns the mode."),
     )
     config_class = Config
 
@@ -170,7 +172,8 @@ class GumbelMaxExactness(LabExperiment):
                   "Bonferroni-corrected over seeds). A sampler is exact if no seed rejects it; "
                   "the noise-free argmax is not a sampler, so the thread's contrast holds when "
                   "every Gumbel-based sampler passes and every argmax fails.")
-        return Verdict(decision, answer, detail)
+        return Verdict(decision, answer, detail,
+                       number=f"Gumbel-max TV minus the exact sampler's {gm_diff.format()}")
 
     def tables(self, summary: dict) -> list[Table]:
         rows = []

@@ -69,7 +69,9 @@ class CategoricalVAEExperiment(LabExperiment):
               "Notably, you cannot simply use a deterministic softmax here because it would turn "
               "your VAE into a standard autoencoder. Autoencoders lack a way to generate new "
               "samples from the prior.",
-              "answer 3"),
+              "answer 3",
+              "A deterministic softmax encoder turns a VAE into an autoencoder that cannot "
+              "generate from the prior."),
     )
     config_class = Config
 
@@ -178,7 +180,9 @@ class CategoricalVAEExperiment(LabExperiment):
             f"ignores the code and outputs the mean training image scores "
             f"{summary['mean_image_nll']:.4g} nats."
         )
-        return Verdict(decision, answer, detail)
+        return Verdict(decision, answer, detail,
+                       number=f"softmax minus {noisy[0]}, discrete ELBO: "
+                              f"{diffs[noisy[0]]['discrete_elbo'].format(3)} nats")
 
     def tables(self, summary: dict) -> list[Table]:
         rows = [[name, f"{entry['tau']:g}",

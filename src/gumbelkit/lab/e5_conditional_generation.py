@@ -121,9 +121,13 @@ class ConditionalGeneration(LabExperiment):
               "the variable will always be about [0.3 0.7], thus it becomes a constant, so it can "
               "be ignored by the network. To mitigate the training loss penalty, the resulting "
               "network is very probable to produce the hybrid sound a bit like Obama and a bit "
-              "more like Trump.", "answer 2"),
+              "more like Trump.", "answer 2",
+              "A softmax code is a constant mixture the generator cannot use, so it misses the "
+              "0.7/0.3 voices, while a sampled code recovers them."),
         Claim("What's more [0.7 0.3] during training is never used during predicting, this is "
-              "also a problem about out-of-domain prediction.", "answer 2"),
+              "also a problem about out-of-domain prediction.", "answer 2",
+              "A softmax-trained generator meets one-hot codes at prediction time as "
+              "out-of-domain inputs."),
     )
     config_class = Config
     threads = 1  # tiny tensors: extra threads only add synchronisation

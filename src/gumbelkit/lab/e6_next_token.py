@@ -116,7 +116,9 @@ class NextTokenPrediction(LabExperiment):
               "Gumbel-softmax instead of softmax for representing the probability of the two "
               "words. The cross entropy loss is not close to infinity(-log0) only when the "
               "training process make the correct sampling. The training process will easily get "
-              "gradient explosion in this case.", "answer 2"),
+              "gradient explosion in this case.", "answer 2",
+              "Cross-entropy on a Gumbel-Softmax sample in place of softmax + cross-entropy leads "
+              "to gradient explosion."),
     )
     config_class = Config
     threads = 1  # tiny tensors: extra threads only add synchronisation
@@ -289,7 +291,9 @@ class NextTokenPrediction(LabExperiment):
             + "; ".join(f"{name}: {e['excess_nll'].format(2)}"
                         for name, e in settings.items() if e["form"] == "log_softmax")
             + ".")
-        return Verdict(decision, answer, detail)
+        return Verdict(decision, answer, detail,
+                       number=f"non-finite steps of -log y at tau={cold:g}: "
+                              f"{at('gs', cold, 'log')['nonfinite_steps'].format(2)}")
 
     def tables(self, summary: dict) -> list[Table]:
         rows = [[name, e["nonfinite_steps"], e["max_norm"] or "-",

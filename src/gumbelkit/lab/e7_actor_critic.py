@@ -173,15 +173,20 @@ class ActorCritic(LabExperiment):
         Claim("Actor-Critic architecture with a Gumbel-softmax or Categorical actor ... You "
               "cannot simply substitute the deterministic softmax here, because there is a type "
               "mismatch: the critic takes as input a action a ∈ A, while the softmax represents "
-              "the conditional policy distribution π(a|s)", "answer 3"),
+              "the conditional policy distribution π(a|s)", "answer 3",
+              "A critic trained on one-hot actions cannot guide a deterministic softmax actor: "
+              "a type mismatch."),
         Claim("let's say you have a critic over a binary action space. the critic understands "
               "inputs [0, 1] and [1, 0], but it wouldn't understand the action [0.5, 0.5], even "
               "though it's a perfectly valid policy distribution (the policy chooses one "
-              "randomly)", "ejang, comment on answer 3"),
+              "randomly)", "ejang, comment on answer 3",
+              "The critic does not understand a soft action such as [0.5, 0.5]."),
         Claim("Softmax with low temperature would give you samples close to [1, 0]. ... The "
               "policy gradient theorem requires that you take an expectation over the policy, so "
               "you need to sample from it rather than take the mode.",
-              "Grady S, comments on answer 3 (the objection)"),
+              "Grady S, comments on answer 3 (the objection)",
+              "A low-temperature softmax is near one-hot; what the actor lacks is sampling, "
+              "which the policy gradient needs."),
     )
     config_class = Config
     threads = 1  # small tensors: extra threads only add synchronisation

@@ -120,10 +120,11 @@ class Exploration(LabExperiment):
     claims = (
         Claim("My best guess is that the introduction of the Gumbel noise enforces stronger "
               "exploration before convergence, but I can't recall reading any papers that use "
-              "this as a motivation to bring in the extra randomness.", "the question"),
+              "this as a motivation to bring in the extra randomness.", "the question",
+              "Gumbel noise makes training explore more before convergence."),
         Claim("This is an interesting idea, but there are many ways to inject \"exploration\" "
               "noise into the set of parameters you use in a function approximator.",
-              "answer 3"),
+              "answer 3", "Other noise could explore as well."),
     )
     config_class = Config
     threads = 1  # small tensors: extra threads only add synchronisation

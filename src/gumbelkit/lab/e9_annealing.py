@@ -132,9 +132,10 @@ class AnnealingExperiment(LabExperiment):
         Claim("For Gumbel-softmax however, in the later stage of the model training, we need the "
               "Gumbel-softmax as close to one-hot vector as possible. That's why we need to "
               "anneal it smaller and smaller during training.(the τ is not too small at the "
-              "beginning of training for this makes the training more stable)", "answer 2"),
+              "beginning of training for this makes the training more stable)", "answer 2",
+              "The temperature must be annealed during training."),
         Claim("As you gradually decrease the temperature τ, the effect of noise is smaller.",
-              "answer 4"),
+              "answer 4", "Lowering the temperature makes the noise matter less."),
     )
     config_class = Config
 
