@@ -14,11 +14,11 @@ SIMULATIONS = 4000
 TOLERANCE = 4.5 * np.sqrt(0.95 * 0.05 / SIMULATIONS)
 
 
-def coverage(draw, n, truth, level=0.95):
+def coverage(draw, n, truth, level=0.95, interval_of=mean_interval):
     rng = np.random.default_rng(n)
     hits = 0
     for _ in range(SIMULATIONS):
-        interval = mean_interval(draw(rng, n), level=level)
+        interval = interval_of(draw(rng, n), level=level)
         hits += interval.low <= truth <= interval.high
     return hits / SIMULATIONS
 
@@ -26,6 +26,23 @@ def coverage(draw, n, truth, level=0.95):
 @pytest.mark.parametrize("n", [4, 6, 10, 20])
 def test_mean_intervals_cover_95_percent_of_normal_means(n):
     assert abs(coverage(lambda rng, n: rng.normal(3.0, 2.0, n), n, 3.0) - 0.95) < TOLERANCE
+
+
+def test_an_interval_stops_at_a_bound_the_mean_cannot_pass():
+    """Variances of exponential values (skewed, non-negative): cut at 0 the interval never goes
+    below it, and its coverage is that of the uncut one (the cut-off part cannot hold the mean)."""
+    values = [0.01, 0.02, 5.0]
+    assert mean_interval(values).low < 0
+    cut = mean_interval(values, lowest=0.0)
+    assert cut.low == 0.0 and cut.high == mean_interval(values).high
+
+    def cut_interval(data, level):
+        return mean_interval(data, level=level, lowest=0.0)
+
+    def draw(rng, n):
+        return rng.exponential(1.0, n)
+
+    assert coverage(draw, 6, 1.0, interval_of=cut_interval) == coverage(draw, 6, 1.0)
 
 
 def test_the_stated_level_is_the_coverage():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -113,8 +114,12 @@ def _t_quantile(level: float, df: int) -> float:
     return float(stats.t.ppf(0.5 + level / 2, df))
 
 
-def mean_interval(values: Sequence[float] | np.ndarray, *, level: float = LEVEL) -> Interval:
-    """Student's t confidence interval of the mean of independent values (one per seed)."""
+def mean_interval(values: Sequence[float] | np.ndarray, *, level: float = LEVEL,
+                  lowest: float = -math.inf) -> Interval:
+    """Student's t confidence interval of the mean of independent values (one per seed).
+
+    ``lowest``: a bound the mean cannot pass (0 for a variance or a norm); the interval is cut
+    there, which keeps its coverage (the part cut off cannot hold the mean)."""
     data = np.asarray(values, dtype=np.float64).ravel()
     if data.size == 0:
         raise ValueError("no values to make an interval of")
@@ -122,7 +127,7 @@ def mean_interval(values: Sequence[float] | np.ndarray, *, level: float = LEVEL)
     if data.size == 1:
         return Interval(estimate, estimate, estimate, 1)
     half = _t_quantile(level, data.size - 1) * float(data.std(ddof=1)) / np.sqrt(data.size)
-    return Interval(estimate, estimate - half, estimate + half, int(data.size))
+    return Interval(estimate, max(estimate - half, lowest), estimate + half, int(data.size))
 
 
 def paired_difference(

@@ -54,6 +54,7 @@ NOISE_MEASURES = ("flip_rate", "decision_entropy", "euclidean_share", "log_ratio
                   "noise_to_logit")
 MEASURES = ("one_hot_gap", "softmax_one_hot_gap", "uniform_distance", "softmax_uniform_distance",
             "exact_one_hot", "exact_one_hot_bf16", *NOISE_MEASURES, "bias", "variance")
+LOWEST = {"bias": 0.0, "variance": 0.0}  # norms and variances: their intervals stop at 0
 
 OBSERVATION_1 = Claim(
     "When the temperature is low, both Softmax with temperature and the Gumbel-Softmax functions "
@@ -212,8 +213,8 @@ class TemperatureLimits(LabExperiment):
                 return [r["by_tau"][tau][name] for r in runs]
 
             cells[cell] = {
-                "curves": {tau: {m: mean_interval(values(tau, m)) for m in MEASURES}
-                           for tau in taus},
+                "curves": {tau: {m: mean_interval(values(tau, m), lowest=LOWEST.get(m, -math.inf))
+                                 for m in MEASURES} for tau in taus},
                 "change": {m: paired_difference(values(high, m), values(low, m))
                            for m in NOISE_MEASURES},
                 "change_90": {m: paired_difference(values(high, m), values(low, m), level=0.90)
