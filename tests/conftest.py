@@ -2,17 +2,16 @@
 
 import numpy as np
 import pytest
-import torch
+
+from gumbelkit.harness.executors import torch_threads
 
 
 @pytest.fixture
 def one_thread():
     """Run torch on one CPU thread, restored afterwards: for tests made of many tiny operations,
     which a second intra-op thread on a loaded 2-core machine slows down many times over."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture

@@ -31,17 +31,6 @@ def softmax64(logits: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return logits.double().softmax(dim)
 
 
-@pytest.fixture
-def no_validation():
-    """Turn value validation off for one test, and restore the previous setting afterwards."""
-    previous = gk.validation_enabled()
-    gk.set_validation(False)
-    try:
-        yield
-    finally:
-        gk.set_validation(previous)
-
-
 # ----------------------------------------------------------------------------- gumbel_max
 
 LAW_CASES = {

@@ -22,10 +22,9 @@ import torch.nn.functional as F
 from ._ops import upcast
 from ._validate import check_count, check_logits, check_tau
 from .estimators import ESTIMATORS, get_estimator
-from .estimators.base import ObjectiveFn, evaluate
+from .estimators.base import ObjectiveFn, evaluate, lookup
 from .estimators.bernoulli import BERNOULLI_ESTIMATORS, check_bernoulli_logits
 from .estimators.bernoulli import expectation as mc_bernoulli_expectation
-from .estimators.structured import lookup
 from .estimators.subsets import (
     CONDITIONAL_POISSON,
     SUBSET_ESTIMATORS,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from .base import Estimator, PathwiseEstimator, ScoreFunctionEstimator
+from .base import Estimator, PathwiseEstimator, ScoreFunctionEstimator, lookup
 from .decoupled import DecoupledStraightThroughGumbel
 from .gumbel_rao import GumbelRao
 from .options import Option
@@ -59,10 +59,4 @@ ESTIMATORS: Mapping[str, Estimator] = MappingProxyType(
 
 def get_estimator(name: str | Estimator) -> Estimator:
     """The registered estimator called ``name`` (an Estimator instance is returned as is)."""
-    if isinstance(name, Estimator):
-        return name
-    try:
-        return ESTIMATORS[name]
-    except (KeyError, TypeError):
-        known = ", ".join(repr(n) for n in ESTIMATORS)
-        raise ValueError(f"unknown estimator {name!r}; known estimators: {known}") from None
+    return name if isinstance(name, Estimator) else lookup(ESTIMATORS, name, "estimator")

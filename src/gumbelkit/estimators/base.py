@@ -197,3 +197,14 @@ def score_surrogate(
     """``values + weights * (log_p - stop_gradient(log_p))``: the value ``values`` exactly, and the
     gradient ``weights * grad log_p`` to the logits (``weights`` are not differentiated there)."""
     return values + (weights.to(log_p.dtype) * (log_p - log_p.detach())).to(values.dtype)
+
+
+def lookup(registry: Mapping[str, Estimator], name: str | Estimator, kind: str) -> Estimator:
+    """The estimator called ``name`` in ``registry`` (one of its instances is returned as is)."""
+    if isinstance(name, Estimator) and name in registry.values():
+        return name
+    try:
+        return registry[name]
+    except (KeyError, TypeError):
+        known = ", ".join(repr(n) for n in registry)
+        raise ValueError(f"unknown {kind} {name!r}; known: {known}") from None

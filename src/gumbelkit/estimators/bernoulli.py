@@ -48,10 +48,10 @@ from .._ops import expand_samples, replace_gradient, upcast
 from .._validate import check_count, check_tau, check_tensor, validation_enabled
 from ..sampling import relaxed_bernoulli
 from ..schedules import Schedule
-from .base import Estimator, ObjectiveFn, PathwiseEstimator, evaluate
+from .base import Estimator, ObjectiveFn, PathwiseEstimator, evaluate, lookup
 from .options import positive
 from .score_function import LeaveOneOut, Reinforce
-from .structured import StructuredScoreFunction, lookup
+from .structured import StructuredScoreFunction
 
 __all__ = [
     "BERNOULLI_ESTIMATORS",

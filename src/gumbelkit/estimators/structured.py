@@ -14,7 +14,6 @@ unbiased for ``E[f(x)]`` (Williams 1992), with ``log p`` summed over the whole s
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -56,13 +55,3 @@ class StructuredScoreFunction(Estimator):
         weights = self.source.advantages(values.detach(), **options).to(log_p.dtype)
         return (values + (weights * (log_p - log_p.detach())).to(values.dtype)).mean(0)
 
-
-def lookup(registry: Mapping[str, Estimator], name: str | Estimator, kind: str) -> Estimator:
-    """The estimator called ``name`` in ``registry`` (one of its instances is returned as is)."""
-    if isinstance(name, Estimator) and name in registry.values():
-        return name
-    try:
-        return registry[name]
-    except (KeyError, TypeError):
-        known = ", ".join(repr(n) for n in registry)
-        raise ValueError(f"unknown {kind} {name!r}; known: {known}") from None

@@ -57,10 +57,10 @@ from .._validate import check_count, check_logits, check_tau, validation_enabled
 from ..kernels.reference import perturb
 from ..noise import gumbel_noise
 from ..schedules import Schedule
-from .base import ObjectiveFn, PathwiseEstimator
+from .base import ObjectiveFn, PathwiseEstimator, lookup
 from .options import Option, positive
 from .score_function import LeaveOneOut, Reinforce
-from .structured import StructuredScoreFunction, lookup
+from .structured import StructuredScoreFunction
 
 __all__ = [
     "CONDITIONAL_POISSON",
