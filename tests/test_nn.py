@@ -212,6 +212,17 @@ def test_state_dict_constant_tau_round_trip():
     torch.testing.assert_close(resumed[0].weight, model[0].weight, rtol=0, atol=0)
 
 
+def test_state_dict_round_trip_of_a_tensor_tau_per_category():
+    # a tensor temperature broadcast over the categories, fixed or learned (a Parameter)
+    for kind in (torch.tensor, lambda values: torch.nn.Parameter(torch.tensor(values))):
+        checkpoint = GumbelSoftmax(tau=kind([0.5, 1.0, 2.0])).state_dict()
+        assert checkpoint["_extra_state"] == {"tau": [0.5, 1.0, 2.0]}
+        GumbelSoftmax(tau=kind([0.5, 1.0, 2.0])).load_state_dict(checkpoint)
+        with pytest.raises(ValueError, match="tau"):
+            GumbelSoftmax(tau=torch.tensor([0.5, 1.0, 3.0])).load_state_dict(
+                {"_extra_state": checkpoint["_extra_state"]}, strict=False)
+
+
 @pytest.mark.parametrize(
     ("saved", "loaded"),
     [(_exponential, lambda: 1.0), (lambda: 1.0, _exponential), (lambda: 0.5, lambda: 1.0),

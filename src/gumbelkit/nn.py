@@ -71,7 +71,8 @@ class GumbelSoftmax(nn.Module):
         return one_hot(logits.argmax(dim), logits.detach(), dim)
 
     def get_extra_state(self) -> Any:
-        """``{"tau": schedule.state_dict()}`` for a schedule, ``{"tau": float(tau)}`` otherwise.
+        """``{"tau": schedule.state_dict()}`` for a schedule, ``{"tau": tau}`` otherwise (a float,
+        or a tensor temperature's values as nested lists).
 
         Torch's TorchScript-based exporters (``torch.jit.trace``, ``torch.onnx.export(...,
         dynamo=False)``) detach every entry of the state they read: for them the state is the
@@ -80,7 +81,11 @@ class GumbelSoftmax(nn.Module):
         if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
             return torch.as_tensor(self.tau.value if isinstance(self.tau, Schedule)
                                    else self.tau, dtype=torch.float32).detach().clone()
-        return {"tau": self.tau.state_dict() if isinstance(self.tau, Schedule) else float(self.tau)}
+        if isinstance(self.tau, Schedule):
+            return {"tau": self.tau.state_dict()}
+        if isinstance(self.tau, torch.Tensor):
+            return {"tau": self.tau.detach().cpu().tolist()}
+        return {"tau": float(self.tau)}
 
     def set_extra_state(self, state: Any) -> None:
         """Restore the schedule's step from :meth:`get_extra_state`'s output (see the class doc)."""
