@@ -55,8 +55,8 @@ def core(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("argv,missing", [pytest.param(argv, missing, id=" ".join(argv)) for
                                           argv, missing in [
-    (["lab"], "gumbelkit lab (scipy is not installed)"),
-    (["lab", "--smoke", "--only", "E1"], "gumbelkit lab (scipy is not installed)"),
+    (["lab"], "gumbelkit lab (matplotlib is not installed)"),
+    (["lab", "--smoke", "--only", "E1"], "gumbelkit lab (matplotlib is not installed)"),
     (["bench", "poly", "--smoke"], "gumbelkit bench poly"),
     (["bench", "vae"], "gumbelkit bench vae"),
     (["bench", "kernels"], "gumbelkit bench kernels (tqdm is not installed)"),

@@ -4,10 +4,14 @@ import json
 import os
 import sqlite3
 
+import numpy as np
 import pytest
 import torch
+from scipy import stats
 
-from gumbelkit.harness.runner import run_sweep, select
+from gumbelkit.harness.protocol import Claim, Experiment, ExperimentConfig, Verdict
+from gumbelkit.harness.runner import corrected_verdicts, run_sweep, select
+from gumbelkit.harness.statistics import Decision, mean_interval
 
 from .fake import experiments
 
@@ -68,3 +72,46 @@ def test_bad_device_is_refused_before_any_work(tmp_path):
         with pytest.raises(ValueError, match="CUDA"):
             run_sweep(tmp_path, chosen, title="fake", device="cuda", show_progress=False)
     assert not (tmp_path / "runs.sqlite").exists()
+
+
+def test_verdicts_are_corrected_by_holm_over_the_experiments_claims():
+    """Three claims whose one-sample t statistics are fixed: p-values 0.004, 0.02 and 0.04
+    (10 values each). Holm at 5%: 0.004 <= 0.05/3 is rejected, then 0.02 <= 0.05/2, then
+    0.04 <= 0.05/1; with p = 0.03 for the second instead, 0.03 > 0.025 stops it and the third."""
+    def values(p):  # 10 values whose two-sided t test against 0 has p-value p
+        base = np.linspace(-1.0, 1.0, 10)
+        base = base / base.std(ddof=1)
+        return base + stats.t.ppf(1 - p / 2, 9) / np.sqrt(10)
+
+    claims = tuple(Claim(f"claim {i}", f"author {i}") for i in range(3))
+
+    class Three(Experiment):
+        id, title, config_class = "H", "holm", ExperimentConfig
+
+        def runs(self, config):
+            return []
+
+        def run(self, config, key, device):
+            return {}
+
+        def setup(self, config):
+            return ""
+
+        def summarize(self, config, results):
+            return [mean_interval(values(p)) for p in self.p]
+
+        def verdicts(self, summary):
+            return [Verdict(Decision.above(i), "a", claims=(c,))
+                    for i, c in zip(summary, claims, strict=True)]
+
+    experiment = Three()
+    experiment.p = (0.004, 0.02, 0.04)
+    verdicts = corrected_verdicts(experiment, ExperimentConfig(), [])
+    assert [v.decision for v in verdicts] == [Decision.YES] * 3
+    assert [round(v.level, 4) for v in verdicts] == [0.9833, 0.975, 0.95]
+    assert all(v.family == 3 for v in verdicts) and "Holm" in verdicts[0].correction
+    experiment.p = (0.004, 0.03, 0.04)
+    verdicts = corrected_verdicts(experiment, ExperimentConfig(), [])
+    assert [v.decision for v in verdicts] == [Decision.YES, Decision.UNDECIDED,
+                                              Decision.UNDECIDED]
+    assert [round(v.level, 4) for v in verdicts] == [0.9833, 0.975, 0.975]

@@ -2,8 +2,9 @@
 
 import torch
 
+import gumbelkit as gk
 from gumbelkit.harness.statistics import Decision, Interval
-from gumbelkit.lab.e11_pointers import EXPERIMENT, MARGIN, readout
+from gumbelkit.lab.e11_pointers import EXPERIMENT, MARGIN, point, readout
 
 from .helpers import run_tiny
 
@@ -13,6 +14,22 @@ def test_e11_runs_end_to_end(tmp_path):
     for data in summary["cells"].values():
         assert set(data["accuracy"]) == {"softmax", "argmax-st", "gs", "st-gs"}
         assert all(0 <= a.estimate <= 1 for a in data["accuracy"].values())
+
+
+def test_k_pointers_select_k_inputs_and_are_the_one_pointers_at_k_1():
+    scores = torch.randn(6, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for name in ("softmax", "argmax-st", "gs", "st-gs"):
+        y = point(scores, name, 3, 0.5, torch.Generator().manual_seed(1))
+        torch.testing.assert_close(y.sum(-1), torch.full((6,), 3.0, dtype=torch.float64))
+        if name in ("argmax-st", "st-gs"):  # hard: exactly k ones
+            assert set(y.unique().tolist()) <= {0.0, 1.0}
+        one = point(scores, name, 1, 0.5, torch.Generator().manual_seed(1))
+        reference = gk.sample(scores, name, 0.5, generator=torch.Generator().manual_seed(1))
+        torch.testing.assert_close(one, reference)
+    # the noise-free hard pointer is the top k of the scores themselves
+    hard = point(scores, "argmax-st", 3, 0.5, torch.Generator().manual_seed(1))
+    assert torch.equal(hard.argsort(-1, descending=True)[:, :3].sort(-1).values,
+                       scores.topk(3, -1).indices.sort(-1).values)
 
 
 def test_a_mixture_reads_as_a_mixture_only_through_a_linear_readout():

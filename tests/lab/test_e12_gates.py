@@ -11,8 +11,10 @@ from .helpers import run_tiny
 
 def test_e12_runs_end_to_end(tmp_path):
     summary = run_tiny(EXPERIMENT, tmp_path)
-    for method in summary["methods"].values():
-        assert 0 <= method["gap"].estimate <= 1
+    assert set(summary["cells"]) == {"coupling=1", "coupling=0.25"}
+    for cell in summary["cells"].values():
+        for method in cell["methods"].values():
+            assert 0 <= method["gap"].estimate <= 1
 
 
 def test_the_objective_spans_zero_to_one_over_the_patterns():
@@ -25,18 +27,25 @@ def _interval(value, half=0.005):
     return Interval(value, value - half, value + half, 10)
 
 
-def verdict(gap_difference, bias_difference):
+def _cell(gap_difference, bias_difference):
     methods = {m: {"gap": _interval(0.02), "relative_bias": _interval(0.1)}
                for m in ("sigmoid", "st-deterministic", "st", "concrete", "disarm")}
-    return EXPERIMENT.verdict({
-        "methods": methods, "best_sampled": "st",
-        "deterministic_minus_best": _interval(gap_difference),
-        "deterministic_minus_best_90": _interval(gap_difference, 0.004),
-        "bias_over_disarm": _interval(bias_difference), "seeds": 10, "gates": 10})
+    return {"methods": methods, "best_sampled": "st",
+            "deterministic_minus_best": _interval(gap_difference),
+            "deterministic_minus_best_90": _interval(gap_difference, 0.004),
+            "bias_over_disarm": _interval(bias_difference)}
+
+
+def verdict(*cells):
+    return EXPERIMENT.verdict({"cells": {f"coupling={i}": _cell(*c) for i, c in enumerate(cells)},
+                               "seeds": 10, "gates": 10})
 
 
 def test_the_verdict_every_way():
-    assert verdict(0.0, 0.5).decision is Decision.YES
-    assert verdict(3 * MARGIN, 0.5).decision is Decision.NO  # the gates train worse
-    assert verdict(0.0, -0.5).decision is Decision.NO  # the gradient is not biased
-    assert verdict(MARGIN, 0.5).decision is Decision.UNDECIDED
+    assert verdict((0.0, 0.5), (0.0, 0.5)).decision is Decision.YES
+    assert verdict((3 * MARGIN, 0.5),).decision is Decision.NO  # the gates train worse
+    assert verdict((0.0, -0.5),).decision is Decision.NO  # the gradient is not biased
+    assert verdict((MARGIN, 0.5),).decision is Decision.UNDECIDED
+    depends = verdict((0.0, 0.5), (3 * MARGIN, 0.5))
+    assert depends.decision is Decision.DEPENDS
+    assert "it holds in coupling=0; it does not hold in coupling=1" in depends.answer

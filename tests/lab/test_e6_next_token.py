@@ -14,13 +14,16 @@ from .helpers import run_tiny
 def test_e6_runs_end_to_end(tmp_path):
     summary = run_tiny(EXPERIMENT, tmp_path)
     config = EXPERIMENT.make_config("tiny")
-    assert len(summary["settings"]) == 2 * 2 * len(config.taus)  # estimators x forms x taus
-    for entry in summary["settings"].values():
-        assert entry["excess_nll"].estimate >= 0
-        assert 0 <= entry["nonfinite_steps"].estimate <= 1
-        assert entry["worst_to_bound"] <= 1.001  # the gradient bound sqrt(2)/tau, in float32
-    stable = [e for e in summary["settings"].values() if e["form"] == "log_softmax"]
-    assert all(e["nonfinite_steps"].high == 0 for e in stable)
+    assert list(summary["cells"]) == [f"V={v}" for v in config.vocabularies]
+    for cell in summary["cells"].values():
+        settings = cell["settings"]
+        assert len(settings) == 2 * 2 * len(config.taus)  # estimators x forms x taus
+        for entry in settings.values():
+            assert entry["excess_nll"].estimate >= 0
+            assert 0 <= entry["nonfinite_steps"].estimate <= 1
+            assert entry["worst_to_bound"] <= 1.001  # the gradient bound sqrt(2)/tau, float32
+        stable = [e for e in settings.values() if e["form"] == "log_softmax"]
+        assert all(e["nonfinite_steps"].high == 0 for e in stable)
 
 
 def test_the_two_forms_agree_until_the_probability_underflows():
@@ -53,7 +56,7 @@ def _setting(estimator, tau, form, nonfinite=(0.0, 0.0, 0.0), ratio=(1.2, 1.0, 1
     return entry
 
 
-def _summary(naive_nonfinite=(0.0, 0.0, 0.0), ratio=(1.2, 1.0, 1.4)):
+def _cell(naive_nonfinite=(0.0, 0.0, 0.0), ratio=(1.2, 1.0, 1.4)):
     settings = {}
     for tau in (0.1, 1.0):
         for estimator in ("softmax", "gs"):
@@ -62,9 +65,15 @@ def _summary(naive_nonfinite=(0.0, 0.0, 0.0), ratio=(1.2, 1.0, 1.4)):
                     else (0.0, 0.0, 0.0)
                 settings[f"{estimator}, tau={tau:g}, {form}"] = _setting(
                     estimator, tau, form, nonfinite, ratio if tau == 0.1 else (1.1, 1.0, 1.2))
-    return {"settings": settings, "seeds": 10, "taus": [0.1, 1.0],
+    return {"settings": settings,
             "softmax_cold_to_warm": _interval(9.5, 9.0, 10.0), "traces": {}, "learned": {},
             "true_first_contexts": transitions(8)[:2].tolist()}
+
+
+def _summary(*cells, **one):
+    cells = cells or (one,)
+    return {"cells": {f"V={8 * 8 ** i}": _cell(**c) for i, c in enumerate(cells)},
+            "seeds": 10, "taus": [0.1, 1.0]}
 
 
 def test_e6_verdict_every_way():
@@ -81,3 +90,7 @@ def test_e6_verdict_every_way():
 
     unclear = EXPERIMENT.verdict(_summary(ratio=(MARGIN, 1.0, 2 * MARGIN)))
     assert unclear.decision is Decision.UNDECIDED
+
+    mixed = EXPERIMENT.verdict(_summary({}, {"ratio": (2 * MARGIN, 1.5 * MARGIN, 2.5 * MARGIN)}))
+    assert mixed.decision is Decision.DEPENDS
+    assert "it holds in V=64; it does not hold in V=8" in mixed.answer

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import torch
 
 from .records import config_digest
-from .statistics import Decision
+from .statistics import LEVEL, Decision
 
 __all__ = ["BUDGETS", "Claim", "Experiment", "ExperimentConfig", "Figure", "RunKey", "RunResult",
            "Table", "Verdict", "option"]
@@ -58,7 +58,10 @@ class Verdict:
 
     ``answer`` is the sentence (with numbers) that the report's opening answer quotes;
     ``detail`` says more; ``number`` is the one measurement that decides it, for the claims
-    table; ``claims`` are the claims it decides (empty: all of the experiment's).
+    table; ``claims`` are the claims it decides (empty: all of the experiment's). ``level`` is
+    the level of its intervals, which the runner sets by Holm's correction over the experiment's
+    verdicts (:func:`~gumbelkit.harness.statistics.holm`); ``family`` is how many verdicts that
+    correction was over.
     """
 
     decision: Decision
@@ -66,6 +69,16 @@ class Verdict:
     detail: str = ""
     number: str = ""
     claims: tuple[Claim, ...] = ()
+    level: float = LEVEL
+    family: int = 1
+
+    @property
+    def correction(self) -> str:
+        """How the verdict's intervals were corrected for multiplicity, in a sentence."""
+        if self.family == 1:
+            return f"Intervals at {100 * self.level:.3g}%."
+        return (f"Intervals at {100 * self.level:.3g}%: Holm's correction over the experiment's "
+                f"{self.family} verdicts (family-wise level {100 * (1 - LEVEL):.3g}%).")
 
     @property
     def label(self) -> str:

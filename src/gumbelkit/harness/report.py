@@ -225,8 +225,7 @@ def render_markdown(document: Document) -> str:
             out += [markdown_table(table), ""]
         for verdict in s.verdicts:
             out += [f"**{_verdict_line(s, verdict)}** {verdict.answer}", ""]
-            if verdict.detail:
-                out += [verdict.detail, ""]
+            out += [" ".join(filter(None, (verdict.detail, verdict.correction))), ""]
     return "\n".join(out)
 
 
@@ -297,8 +296,8 @@ def render_html(document: Document, figure_dir: Path) -> str:
         for verdict in s.verdicts:
             out.append(f'<p class="{_css(verdict.decision)}"><strong>'
                        f"{esc(_verdict_line(s, verdict))}</strong> {esc(verdict.answer)}</p>")
-            if verdict.detail:
-                out.append(f"<p>{esc(verdict.detail)}</p>")
+            out.append(f"<p>{esc(' '.join(filter(None, (verdict.detail, verdict.correction))))}"
+                       "</p>")
         out.append("</section>")
     out.append("</body></html>")
     return "\n".join(out)
@@ -347,7 +346,8 @@ def sections_from_results(results: dict[str, Any]) -> list[Section]:
     for sid in results["order"]:
         entry = results["experiments"][sid]
         verdicts = [Verdict(Decision(v["decision"]), v["answer"], v["detail"], v["number"],
-                            tuple(map(claim, v["claims"]))) for v in entry["verdicts"]]
+                            tuple(map(claim, v["claims"])), v["level"], v["family"])
+                    for v in entry["verdicts"]]
         sections.append(Section(sid, entry["title"], "", [], [], entry["config"],
                                 entry["summary"], verdicts, tuple(map(claim, entry["claims"])),
                                 entry["claim_summary"], entry["not_run"]))

@@ -22,7 +22,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -30,9 +30,10 @@ import torch
 from .._validate import check_count
 from .executors import Executor, InProcess, Task, resolve_device, torch_threads
 from .paths import check_output_directory
-from .protocol import Experiment, ExperimentConfig, RunKey, RunResult
+from .protocol import Experiment, ExperimentConfig, RunKey, RunResult, Verdict
 from .records import RunStore, encode_key, resume_hint
 from .report import Block, Document, Section, write_report
+from .statistics import Decision, holm, level
 
 __all__ = ["Outcome", "machine_description", "run_sweep", "select"]
 
@@ -191,7 +192,24 @@ def _section(plan: _Plan, figure_dir: Path) -> Section:
     return Section(
         id=experiment.id, title=experiment.title, setup=experiment.setup(config),
         tables=experiment.tables(summary), figures=experiment.figures(summary, figure_dir),
-        config=config.to_dict(), summary=summary, verdicts=experiment.verdicts(summary),
+        config=config.to_dict(), summary=summary,
+        verdicts=corrected_verdicts(experiment, config, results),
         claims=experiment.claims, claim_summary=experiment.claim_summary,
     )
+
+
+def corrected_verdicts(experiment: Experiment, config: ExperimentConfig,
+                       results: list[tuple[RunKey, RunResult]]) -> list[Verdict]:
+    """The experiment's verdicts, each at the level Holm's correction over all of them gives it
+    (:func:`~gumbelkit.harness.statistics.holm`): the summary is recomputed at each level."""
+    made: dict[float, list[Verdict]] = {}
+
+    def decide() -> list[Decision]:
+        made[level()] = experiment.verdicts(experiment.summarize(config, results))
+        return [v.decision for v in made[level()]]
+
+    count = len(experiment.verdicts(experiment.summarize(config, results)))
+    levels = holm(decide, count)
+    return [replace(made[value][i], level=value, family=count)
+            for i, value in enumerate(levels)]
 

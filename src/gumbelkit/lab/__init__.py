@@ -21,8 +21,9 @@ from .e10_relaxed_law import EXPERIMENT as E10
 from .e11_pointers import EXPERIMENT as E11
 from .e12_gates import EXPERIMENT as E12
 from .e13_start_temperature import EXPERIMENT as E13
+from .e14_beam_search import EXPERIMENT as E14
 
 EXPERIMENTS: dict[str, Experiment] = {e.id: e for e in (E1, E2, E3, E4, E5, E6, E7, E8, E9,
-                                                        E10, E11, E12, E13)}
+                                                        E10, E11, E12, E13, E14)}
 
 __all__ = ["EXPERIMENTS"]

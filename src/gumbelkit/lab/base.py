@@ -9,12 +9,14 @@ refused with a clear error before the lab computes or writes anything.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 from .._validate import check_count, check_tau
 from ..estimators import get_estimator
 from ..harness.protocol import Experiment, ExperimentConfig
+from ..harness.statistics import Decision
 
-__all__ = ["LabExperiment", "check_fields"]
+__all__ = ["LabExperiment", "across", "check_fields"]
 
 COUNTS = ("seeds", "steps", "draws", "batch")
 
@@ -37,6 +39,24 @@ def check_fields(config: ExperimentConfig) -> None:
                     raise ValueError(f"{name}: {error}") from None
         elif name in COUNTS:
             check_count(value, name)
+
+
+def across(by_cell: Mapping[str, Decision]) -> tuple[Decision, str]:
+    """A claim's decision over a grid of the nuisance parameters an experiment fixes (one
+    decision per cell, keyed by the cell's name), and where it holds, in words.
+
+    The cells' common decision ("in every cell of the grid"); DEPENDS, naming the cells of each
+    outcome, when it holds in some cells and fails in others (or a cell itself depends);
+    UNDECIDED when some cells cannot decide and the others agree.
+    """
+    found = set(by_cell.values())
+    if len(found) == 1:
+        return next(iter(found)), "in every cell of the grid"
+    decision = (Decision.DEPENDS if {Decision.YES, Decision.NO} <= found
+                or Decision.DEPENDS in found else Decision.UNDECIDED)
+    where = "; ".join(f"it {d.word} in " + ", ".join(c for c, e in by_cell.items() if e is d)
+                      for d in Decision if d in found)
+    return decision, where
 
 
 class LabExperiment(Experiment):

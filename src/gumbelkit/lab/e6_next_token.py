@@ -28,7 +28,9 @@ softmax(z), the law of the samples, for Gumbel-Softmax). Comparisons are paired 
 Gumbel-Softmax's largest gradient norm against softmax-tau's at the same tau and form, as a
 geometric-mean ratio, decided with a pre-registered margin of a factor :data:`MARGIN`: a real
 explosion is a ratio whose 95% interval lies above it; "the same scale" is a ratio whose 90%
-interval lies inside (1/MARGIN, MARGIN) (two one-sided tests at 5%).
+interval lies inside (1/MARGIN, MARGIN) (two one-sided tests at 5%). Everything is measured for
+each vocabulary size of the grid (the more tokens, the smaller a sampled token's probability can
+be, and the sooner float32 underflows), and the verdict names the sizes where it differs.
 """
 
 from __future__ import annotations
@@ -44,8 +46,14 @@ import gumbelkit as gk
 
 from ..harness.plotting import plt, save
 from ..harness.protocol import Claim, ExperimentConfig, Figure, Table, Verdict
-from ..harness.statistics import Decision, Interval, mean_interval, paired_difference
-from .base import LabExperiment
+from ..harness.statistics import (
+    Decision,
+    Interval,
+    equivalence_level,
+    mean_interval,
+    paired_difference,
+)
+from .base import LabExperiment, across
 
 MARGIN = 3.0  # pre-registered: a gradient-norm ratio beyond this factor is an explosion
 BOUND_SLACK = 1e-3  # float32 rounding allowed above the bound sqrt(2)/tau
@@ -59,7 +67,7 @@ ESTIMATORS = ("softmax", "gs")
 class Config(ExperimentConfig):
     seeds: int = 10
     taus: tuple[float, ...] = (0.1, 0.5, 1.0)
-    vocabulary: int = 8
+    vocabularies: tuple[int, ...] = (8, 64)
     embedding: int = 16
     steps: int = 300
     batch: int = 256
@@ -67,7 +75,8 @@ class Config(ExperimentConfig):
 
     @classmethod
     def full(cls) -> Config:
-        return cls(seeds=20, taus=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0), steps=3000, vocabulary=32)
+        return cls(seeds=20, taus=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0), steps=3000,
+                   vocabularies=(8, 32, 256))
 
     @classmethod
     def tiny(cls) -> Config:
@@ -89,7 +98,7 @@ def _name(estimator: str, tau: float, form: str) -> str:
     return f"{estimator}, tau={tau:g}, {form}"
 
 
-def _ratio(values: list[float], reference: list[float], level: float = 0.95) -> Interval:
+def _ratio(values: list[float], reference: list[float], level: float | None = None) -> Interval:
     """Geometric-mean ratio of paired positive values, with its t interval."""
     log = paired_difference(np.log(values), np.log(reference), level=level)
     return Interval(math.exp(log.estimate), math.exp(log.low), math.exp(log.high), log.n)
@@ -124,7 +133,8 @@ class NextTokenPrediction(LabExperiment):
     threads = 1  # tiny tensors: extra threads only add synchronisation
 
     def setup(self, config: Config) -> str:
-        return (f"Bigram language over {config.vocabulary} tokens: even tokens have two "
+        return (f"Bigram language over V in {list(config.vocabularies)} tokens (the grid): even "
+                "tokens have two "
                 f"successors with probabilities {AMBIGUOUS[0]:g}/{AMBIGUOUS[1]:g}, odd tokens "
                 f"{SKEWED[0]:g}/{SKEWED[1]:g}; contexts uniform. Model: embedding "
                 f"({config.embedding}) -> tanh -> linear logits z; Adam (lr {config.lr:g}), "
@@ -139,13 +149,14 @@ class NextTokenPrediction(LabExperiment):
                 "Gumbel-Softmax against softmax-tau at the same tau and form.")
 
     def runs(self, config: Config) -> list[dict]:
-        return [{"estimator": e, "tau": t, "form": form, "seed": s} for e in ESTIMATORS
-                for t in config.taus for form in FORMS for s in range(config.seeds)]
+        return [{"vocabulary": v, "estimator": e, "tau": t, "form": form, "seed": s}
+                for v in config.vocabularies for e in ESTIMATORS for t in config.taus
+                for form in FORMS for s in range(config.seeds)]
 
     def run(self, config: Config, key: dict, device: torch.device) -> dict:
         estimator, tau, form, seed = key["estimator"], key["tau"], key["form"], key["seed"]
         torch.manual_seed(seed)
-        v = config.vocabulary
+        v = key["vocabulary"]
         model = torch.nn.Sequential(torch.nn.Embedding(v, config.embedding), torch.nn.Tanh(),
                                     torch.nn.Linear(config.embedding, v)).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -192,13 +203,21 @@ class NextTokenPrediction(LabExperiment):
         return result
 
     def summarize(self, config: Config, results: list[tuple[dict, dict]]) -> dict:
+        cells = {f"V={v}": self._summarize_cell(config, v, [(k, r) for k, r in results
+                                                            if k["vocabulary"] == v])
+                 for v in config.vocabularies}
+        return {"cells": cells, "seeds": config.seeds, "taus": list(config.taus)}
+
+    @staticmethod
+    def _summarize_cell(config: Config, vocabulary: int, results: list[tuple[dict, dict]]
+                        ) -> dict:
         runs: dict[str, dict[int, dict]] = {}
         for key, result in results:
             name = _name(key["estimator"], key["tau"], key["form"])
             runs.setdefault(name, {})[key["seed"]] = result
         seeds = sorted(next(iter(runs.values())))
         settings = {}
-        for key in self.runs(config)[::len(seeds)]:
+        for key, _ in results[::len(seeds)]:
             name = _name(key["estimator"], key["tau"], key["form"])
             rows = [runs[name][s] for s in seeds]
             finite = all(r["max_norm"] is not None for r in rows)
@@ -214,21 +233,49 @@ class NextTokenPrediction(LabExperiment):
                     values, reference = [r["max_norm"] for r in rows], [r["max_norm"]
                                                                        for r in same]
                     entry["ratio_to_softmax"] = _ratio(values, reference)
-                    entry["ratio_to_softmax_90"] = _ratio(values, reference, level=0.90)
+                    entry["ratio_to_softmax_90"] = _ratio(values, reference,
+                                                          level=equivalence_level())
             settings[name] = entry
         reference = runs[_name("softmax", max(config.taus), "log_softmax")]
         coldest = runs[_name("softmax", min(config.taus), "log_softmax")]
-        return {"settings": settings, "seeds": len(seeds), "taus": list(config.taus),
+        return {"settings": settings,
                 "softmax_cold_to_warm": _ratio([coldest[s]["max_norm"] for s in seeds],
                                                [reference[s]["max_norm"] for s in seeds]),
                 "traces": {name: by_seed[0]["norm_trace"] for name, by_seed in runs.items()
                            if 0 in by_seed},
                 "learned": {name: by_seed[0]["learned_first_contexts"]
                             for name, by_seed in runs.items() if 0 in by_seed},
-                "true_first_contexts": transitions(config.vocabulary)[:2].tolist()}
+                "true_first_contexts": transitions(vocabulary)[:2].tolist()}
 
     def verdict(self, summary: dict) -> Verdict:
-        settings, taus = summary["settings"], summary["taus"]
+        """Decided in each cell of the grid (:meth:`_judge`), then across it."""
+        cells, taus = summary["cells"], summary["taus"]
+        judged = {name: self._judge(cell, taus) for name, cell in cells.items()}
+        decision, where = across({name: d for name, (d, _) in judged.items()})
+        first, cold = next(iter(cells)), min(taus)
+        at_cold = cells[first]["settings"][_name("gs", cold, "log")]["nonfinite_steps"]
+        return Verdict(
+            decision,
+            f"The claim {decision.word} ({where}). "
+            + " ".join(f"{name}: {text}" for name, (_, text) in judged.items())
+            + f" {summary['seeds']} seeds.",
+            "Decided in each vocabulary size as follows. The claim holds (a real explosion) "
+            "when, at some tau, the interval of the seed-paired ratio of largest gradient norms "
+            f"lies above {MARGIN:g} (pre-registered margin). It depends on precision when no tau "
+            f"does, the equivalence intervals of that ratio all lie inside (1/{MARGIN:g}, "
+            f"{MARGIN:g}) (the two one-sided tests at 5%), the stable form has no non-finite "
+            "step, and the float32 form has some (interval above 0) at some tau; without such "
+            "steps it does not hold; otherwise it is undecided. Excess NLL of the learned law "
+            "(nats): " + "; ".join(
+                f"{name}, {setting}: {e['excess_nll'].format(2)}"
+                for name, cell in cells.items() for setting, e in cell["settings"].items()
+                if e["form"] == "log_softmax") + ".",
+            number=f"{first}: non-finite steps of -log y at tau={cold:g}: {at_cold.format(2)}")
+
+    @staticmethod
+    def _judge(cell: dict, taus: list[float]) -> tuple[Decision, str]:
+        """The claim's decision in one cell of the grid, and its evidence in words."""
+        settings = cell["settings"]
 
         def at(estimator: str, tau: float, form: str) -> dict:
             return settings[_name(estimator, tau, form)]
@@ -268,38 +315,23 @@ class NextTokenPrediction(LabExperiment):
                          "the gradients have softmax-tau's scale at every tau",
             Decision.UNDECIDED: "the data do not separate the two scales within the margin",
         }[decision]
-        answer = (
+        return decision, (
             f"{outcome[0].upper()}{outcome[1:]}. Fraction of steps with a non-finite gradient "
             f"for -log of the float32 Gumbel-Softmax sample: {naive_text}; with log_softmax: "
             + ("none at any tau, for either estimator" if stable_clean else "some")
             + f". Largest gradient norm, Gumbel-Softmax over softmax-tau at the same tau "
             f"(log_softmax, seed-paired geometric mean): {ratio_text}. What grows is the "
             f"1/tau of any tempered softmax: softmax-tau itself at tau={cold:g} has "
-            f"{summary['softmax_cold_to_warm'].format(2)} times the largest gradient norm it "
+            f"{cell['softmax_cold_to_warm'].format(2)} times the largest gradient norm it "
             f"has at tau={max(taus):g}, and every per-example gradient to the logits stayed "
-            f"within the bound sqrt(2)/tau ({'yes' if bound_holds else 'no'}). "
-            f"{summary['seeds']} seeds, 95% t intervals."
-        )
-        detail = (
-            "Decided as follows. The claim holds (a real explosion) when, at some tau, the 95% "
-            f"interval of the seed-paired ratio of largest gradient norms lies above {MARGIN:g} "
-            "(pre-registered margin). It depends on precision when no tau does, the 90% "
-            f"intervals of that ratio all lie inside (1/{MARGIN:g}, {MARGIN:g}) (the two "
-            "one-sided tests at 5%), the stable form has no non-finite step, and the float32 "
-            "form has some (interval above 0) at some tau; without such steps it does not "
-            "hold; otherwise it is undecided. Excess NLL of the learned law (nats): "
-            + "; ".join(f"{name}: {e['excess_nll'].format(2)}"
-                        for name, e in settings.items() if e["form"] == "log_softmax")
-            + ".")
-        return Verdict(decision, answer, detail,
-                       number=f"non-finite steps of -log y at tau={cold:g}: "
-                              f"{at('gs', cold, 'log')['nonfinite_steps'].format(2)}")
+            f"within the bound sqrt(2)/tau ({'yes' if bound_holds else 'no'}).")
 
     def tables(self, summary: dict) -> list[Table]:
-        rows = [[name, e["nonfinite_steps"], e["max_norm"] or "-",
+        rows = [[cell_name, name, e["nonfinite_steps"], e["max_norm"] or "-",
                  e.get("ratio_to_softmax", "-"), e["worst_to_bound"], e["excess_nll"]]
-                for name, e in summary["settings"].items()]
-        return [Table(["setting", "non-finite steps", "max gradient norm",
+                for cell_name, cell in summary["cells"].items()
+                for name, e in cell["settings"].items()]
+        return [Table(["vocabulary", "setting", "non-finite steps", "max gradient norm",
                        "max / softmax-tau (same tau, form)", "max logit gradient / bound",
                        "excess NLL (nats)"], rows,
                       "Means [95% t intervals] over seeds; the ratio is a seed-paired geometric "
@@ -307,12 +339,13 @@ class NextTokenPrediction(LabExperiment):
 
     def figures(self, summary: dict, directory: Path) -> list[Figure]:
         taus = summary["taus"]
+        shown, cell = next(reversed(summary["cells"].items()))  # the largest vocabulary
         fig, axes = plt.subplots(1, len(taus), figsize=(4 * len(taus), 3.2), sharey=True,
                                  squeeze=False)
         for ax, tau in zip(axes[0], taus, strict=True):
             for estimator in ESTIMATORS:
                 for form, style in zip(FORMS, ("-", "--"), strict=True):
-                    trace = summary["traces"].get(_name(estimator, tau, form))
+                    trace = cell["traces"].get(_name(estimator, tau, form))
                     if trace is None:
                         continue
                     values = np.array([np.nan if x is None else x for x in trace], dtype=float)
@@ -326,11 +359,12 @@ class NextTokenPrediction(LabExperiment):
         axes[0, 0].set_ylabel("gradient norm")
         axes[0, 0].legend(fontsize=7)
         traces = Figure(save(fig, directory, "e6_gradient_norms.png"),
-                        "Seed 0: gradient norm per step (log scale), each loss computed as the "
-                        "log of the float32 probabilities (solid) and as log_softmax (dashed); "
-                        "x marks steps whose gradient was not finite (skipped).")
+                        f"{shown}, seed 0: gradient norm per step (log scale), each loss "
+                        "computed as the log of the float32 probabilities (solid) and as "
+                        "log_softmax (dashed); x marks steps whose gradient was not finite "
+                        "(skipped).")
 
-        true = np.asarray(summary["true_first_contexts"])
+        true = np.asarray(cell["true_first_contexts"])
         fig, axes = plt.subplots(2, len(ESTIMATORS), figsize=(3.2 * len(ESTIMATORS), 5),
                                  sharey=True, squeeze=False)
         for context, row in enumerate(axes):
@@ -340,7 +374,7 @@ class NextTokenPrediction(LabExperiment):
             for ax, estimator in zip(row, ESTIMATORS, strict=True):
                 ax.bar(x, true[context, successors], width, color="black", label="true")
                 for i, tau in enumerate(taus, 1):
-                    law = summary["learned"].get(_name(estimator, tau, "log_softmax"))
+                    law = cell["learned"].get(_name(estimator, tau, "log_softmax"))
                     if law is not None:
                         ax.bar(x + i * width, np.asarray(law[context])[successors], width,
                                label=f"tau={tau:g}")
@@ -349,7 +383,7 @@ class NextTokenPrediction(LabExperiment):
         axes[0, 0].set_ylabel("probability")
         axes[0, 0].legend(fontsize=7)
         laws = Figure(save(fig, directory, "e6_learned_law.png"),
-                      "Seed 0: learned next-token probabilities after an ambiguous "
+                      f"{shown}, seed 0: learned next-token probabilities after an ambiguous "
                       f"({AMBIGUOUS[0]:g}/{AMBIGUOUS[1]:g}, top) and a skewed "
                       f"({SKEWED[0]:g}/{SKEWED[1]:g}, bottom) context, next to the true ones.")
         return [traces, laws]

@@ -7,11 +7,16 @@ coordination), rescaled per state to [0, 1] over the joint actions (the optimal 
 product of marginals ``x`` (one row-stochastic ``(components, choices)`` matrix per state) the
 expected reward is the multilinear extension ``R(x)``: the true return of a policy, and the true
 value of any soft input shown to a critic.
+
+``seeds`` is a number of seeds or a sequence of seed ids: a repeated id gives an identical copy
+(the same reward table, the same critic initialisation), so that several settings of one seed
+(temperatures, say) can be batched together and stay paired.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 
@@ -20,14 +25,19 @@ from ..exact import configurations
 __all__ = ["Bandit", "BatchedCritics"]
 
 
+def _ids(seeds: int | Sequence[int]) -> list[int]:
+    """The seed ids: ``range(seeds)`` for a number, else the given ids (repeats allowed)."""
+    return list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+
+
 class Bandit:
     """Per-seed reward tables, as the multilinear extension rescaled to [0, 1] per state."""
 
-    def __init__(self, seeds: int, states: int, components: int, choices: int,
+    def __init__(self, seeds: int | Sequence[int], states: int, components: int, choices: int,
                  device: torch.device) -> None:
         s, c, k = states, components, choices
         unary, pair = [], []
-        for seed in range(seeds):
+        for seed in _ids(seeds):
             gen = torch.Generator().manual_seed(10_000 + seed)
             unary.append(0.5 * torch.randn(s, c, k, generator=gen))
             pair.append(torch.randn(s, c, c, k, k, generator=gen))
@@ -36,7 +46,7 @@ class Bandit:
         self.pair = (torch.stack(pair) * upper).to(device)
         joint = configurations(c, k, device=device)
         actions = torch.nn.functional.one_hot(joint, k).float()[:, None, None]
-        raw = self._raw(actions.expand(-1, seeds, s, c, k))  # (K**L, seeds, states)
+        raw = self._raw(actions.expand(-1, len(unary), s, c, k))  # (K**L, seeds, states)
         self.low, self.high = raw.min(0).values, raw.max(0).values
 
     def _raw(self, x: torch.Tensor) -> torch.Tensor:
@@ -51,11 +61,11 @@ class Bandit:
 class BatchedCritics(torch.nn.Module):
     """One ReLU MLP ``Q(s, a)`` on [one-hot s, flattened a] per seed, as batched products."""
 
-    def __init__(self, seeds: int, states: int, action_size: int, hidden: int,
+    def __init__(self, seeds: int | Sequence[int], states: int, action_size: int, hidden: int,
                  device: torch.device) -> None:
         super().__init__()
         sizes = [states + action_size, hidden, hidden, 1]
-        gens = [torch.Generator().manual_seed(20_000 + seed) for seed in range(seeds)]
+        gens = [torch.Generator().manual_seed(20_000 + seed) for seed in _ids(seeds)]
         self.weights = torch.nn.ParameterList()
         self.biases = torch.nn.ParameterList()
         for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):

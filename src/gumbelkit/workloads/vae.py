@@ -43,6 +43,7 @@ from .data import DataNotFoundError, ImageData, load_splits
 
 __all__ = [
     "CategoricalVAE",
+    "code_shape",
     "discrete_negative_elbo",
     "evaluate",
     "generate",
@@ -54,6 +55,7 @@ __all__ = [
     "reconstruction",
     "relaxed_negative_elbo",
     "train",
+    "validation_elbo",
     "missing_data",
     "train_and_evaluate",
     "Trained",
@@ -266,6 +268,32 @@ class VAERecipe:
     elbo_samples: int = 10
     iw_samples: int = 50
     data_dir: str = ""  # empty: the Debian package's location (data.FASHION_MNIST_DIR)
+
+
+VALIDATION_STREAM = 1_000_003  # offset of the validation evaluation's generator seed
+
+
+def code_shape(code: str) -> tuple[int, int]:
+    """``"LxC"`` as (L latents, C categories); ValueError for anything else."""
+    parts = code.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"codes: expected LxC with positive integers (e.g. 8x4), got {code!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def validation_elbo(config: VAERecipe, validation_size: int, model: CategoricalVAE, seed: int,
+                    device: torch.device) -> float:
+    """Mean discrete negative ELBO of ``model`` on the last ``validation_size`` test-split images
+    (disjoint from the first ``test_size``, which a verdict measures): where a temperature or an
+    estimator is chosen, so that the images a verdict reads do not choose it."""
+    _, test = load_splits(config.data_dir or None, config.downsample)
+    if config.test_size + validation_size > len(test):
+        raise ValueError(f"test_size + validation_size exceed the {len(test)} images of the "
+                         "test split: the validation images would overlap the test images")
+    images = test.images[len(test) - validation_size:].to(device)
+    generator = torch.Generator(device=device).manual_seed(VALIDATION_STREAM + seed)
+    return discrete_negative_elbo(model, images, config.elbo_samples,
+                                  generator=generator).mean().item()
 
 
 @dataclass
