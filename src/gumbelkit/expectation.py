@@ -11,6 +11,7 @@ from ._ops import expand_samples, upcast
 from ._validate import check_count, check_logits, check_tau
 from .estimators import Estimator, get_estimator
 from .estimators.base import ObjectiveFn, evaluate
+from .restricted import check_restriction, restricted
 from .schedules import Schedule
 
 __all__ = ["sample", "expectation"]
@@ -44,6 +45,9 @@ def sample(
     dim: int = -1,
     *,
     generator: torch.Generator | None = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    min_p: float | None = None,
     **options: Any,
 ) -> torch.Tensor:
     """A differentiable sample of Categorical(softmax(logits)) along ``dim``.
@@ -52,7 +56,9 @@ def sample(
     ``options`` are its options (``k`` for ``gr``, ``gap`` for ``gst``). Hard estimators return
     one-hot values that are exactly 0 and 1 and, whatever tau, follow softmax(logits) (``argmax-st``
     returns the mode). Score-function estimators have no differentiable sample: use
-    :func:`expectation`.
+    :func:`expectation`. ``top_k``, ``top_p`` and ``min_p`` restrict the support first
+    (:func:`gumbelkit.restrict`), for every estimator: it then sees the masked logits, so hard
+    samples follow the renormalised restricted law and masked categories get zero gradient.
     """
     est = get_estimator(estimator)
     if not est.pathwise:
@@ -64,9 +70,11 @@ def sample(
     dim = check_logits(logits, dim)
     tau = check_tau(tau, logits)
     opts = est.check_options(options)
+    restriction = check_restriction(top_k, top_p, min_p)
     if logits.numel() == 0:  # an empty result (the estimators' reductions refuse empty dims)
         return logits.clone()
-    return est.relax(upcast(logits), tau, dim, generator, **opts).to(logits.dtype)
+    x = restricted(upcast(logits), dim, *restriction)
+    return est.relax(x, tau, dim, generator, **opts).to(logits.dtype)
 
 
 def expectation(

@@ -28,6 +28,7 @@ from ._validate import (
 )
 from .kernels.reference import perturb, perturbed_softmax
 from .noise import gumbel_like
+from .restricted import check_restriction, restricted
 from .schedules import Schedule
 
 __all__ = [
@@ -53,14 +54,23 @@ def sample_index(
 
 
 def gumbel_max(
-    logits: torch.Tensor, dim: int = -1, *, generator: torch.Generator | None = None
+    logits: torch.Tensor,
+    dim: int = -1,
+    *,
+    generator: torch.Generator | None = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    min_p: float | None = None,
 ) -> torch.Tensor:
     """Exact samples of Categorical(softmax(logits)) along ``dim``, as a LongTensor of indices.
 
     ``argmax_i (logits_i + G_i)``, G_i ~ Gumbel(0, 1) i.i.d. The result has the shape of ``logits``
-    without ``dim``. Categories with logit ``-inf`` are never chosen.
+    without ``dim``. Categories with logit ``-inf`` are never chosen. ``top_k``, ``top_p`` and
+    ``min_p`` restrict the support first (:func:`gumbelkit.restrict`): the samples then follow
+    the renormalised restricted law exactly.
     """
     dim = check_logits(logits, dim)
+    logits = restricted(logits, dim, *check_restriction(top_k, top_p, min_p))
     return sample_index(logits, dim, generator)
 
 
@@ -108,6 +118,9 @@ def gumbel_softmax(
     dim: int = -1,
     *,
     generator: torch.Generator | None = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    min_p: float | None = None,
 ) -> torch.Tensor:
     """Drop-in for ``torch.nn.functional.gumbel_softmax``: same signature, same distribution.
 
@@ -117,10 +130,15 @@ def gumbel_softmax(
     torch's: the noise is always finite, ``generator`` is supported, -inf logits are masks that
     are never sampled, bad input raises, half precision is computed in float32, and the work
     goes to fused kernels on CUDA and a chunked fast path on the CPU (:mod:`gumbelkit.kernels`).
+    ``top_k``, ``top_p`` and ``min_p`` (keywords only) restrict the support first
+    (:func:`gumbelkit.restrict`): masked categories are exactly 0 and get zero gradient, and the
+    hard samples follow the renormalised restricted law.
     """
     del eps  # unused, as in torch (deprecated there)
     dim = check_logits(logits, dim)
-    return kernels.gumbel_softmax(logits, check_tau(tau, logits), hard, dim, generator)
+    tau = check_tau(tau, logits)
+    logits = restricted(logits, dim, *check_restriction(top_k, top_p, min_p))
+    return kernels.gumbel_softmax(logits, tau, hard, dim, generator)
 
 
 def relaxed_bernoulli(

@@ -1,0 +1,210 @@
+"""gk.soft_embedding against its oracle, the plain composition ``softmax((logits + G) / tau) @ E``
+with the same portable noise: forward and gradients in every dtype, gradcheck in float64, the
+hard samples' law, masks, errors, and the memory held for backward."""
+
+import math
+
+import pytest
+import torch
+
+import gumbelkit as gk
+from gumbelkit import embedding
+from gumbelkit._ops import replace_gradient, shifted_to
+from gumbelkit.portable import portable_gumbel, portable_gumbel_max
+from tests.stats import assert_law, gen
+
+# (shape, dim, chunk_size): several chunks and row blocks (TILE is shrunk to 8 entries below),
+# the categories not last, one chunk holding every category
+LAYOUTS = [((5, 7), -1, 3), ((3, 40), -1, 16), ((4, 6, 3), 1, 4), ((2, 37), -1, 4096)]
+DTYPES = [torch.float64, torch.float32, torch.bfloat16, torch.float16]
+# half precision is computed in float32 and rounded once to the output dtype: relative error at
+# most the unit roundoff u, 2**-8 in bfloat16 and 2**-11 in float16; 2u of the largest value is
+# allowed (the oracle gets the same half-precision inputs and output gradient, in float64)
+ROUNDING = {torch.float64: 0.0, torch.float32: 0.0, torch.bfloat16: 2**-8,
+            torch.float16: 2**-11}
+
+
+def seed_of(generator_seed: int) -> int:
+    """The seed soft_embedding draws from ``gen(generator_seed)`` (its documented contract)."""
+    return int(torch.randint(2**62, (), generator=gen(generator_seed)))
+
+
+def oracle(logits, weight, tau, mode, seed):
+    """The composition with the same noise, categories last, in float64."""
+    x, table = logits.double(), weight.double()
+    z = x + portable_gumbel(x.shape, seed, dtype=torch.float64)
+    hot = torch.nn.functional.one_hot(z.argmax(-1), x.shape[-1]).double()
+    if mode == "reinmax":  # as gumbelkit.estimators.reinmax, with the sample argmax(x + G)
+        with torch.no_grad():
+            log_pi_1 = ((hot + torch.softmax(x / tau, -1)) / 2).log()
+        surrogate = 2 * torch.softmax(shifted_to(x, log_pi_1), -1) - torch.softmax(x, -1) / 2
+        return replace_gradient(hot, surrogate) @ table
+    soft = torch.softmax(z / tau, -1)
+    return (soft if mode == "gs" else replace_gradient(hot, soft)) @ table
+
+
+def tolerance(dtype, scores, reference):
+    """|error| allowed against the float64 oracle. Each y_j = exp(s_j - lse) is rounded in the
+    exponent's argument, relative error (|s| + |lse|) eps <= 2 S eps with S = max |s|, and the
+    sums over V categories add log2(V) eps (pairwise) of the largest term; a factor 8 covers the
+    few such steps a value goes through; half precision adds the rounding of the result."""
+    eps = torch.finfo(torch.float32 if ROUNDING[dtype] else dtype).eps
+    magnitude = float(reference.detach().abs().max())
+    scores = scores.detach()
+    steps = 2 * float(scores[scores.isfinite()].abs().max()) + math.log2(scores.shape[-1]) + 1
+    return magnitude * (8 * eps * steps + 2 * ROUNDING[dtype]) + 1e-300
+
+
+@pytest.fixture
+def small_tiles(monkeypatch):
+    monkeypatch.setattr(embedding, "TILE", 8)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("mode", ["gs", "st-gs", "reinmax"])
+@pytest.mark.parametrize("shape,dim,chunk", LAYOUTS, ids=str)
+def test_equals_the_composition_for_the_same_noise(small_tiles, shape, dim, chunk, mode, dtype):
+    size = shape[dim]
+    logits = (2 * torch.randn(shape, generator=gen(1), dtype=torch.float64)).to(dtype)
+    weight = torch.randn(size, 5, generator=gen(2), dtype=torch.float64).to(dtype)
+    tau_shape = list(shape)
+    tau_shape[dim] = 1
+    tau = (0.5 + torch.rand(tau_shape, generator=gen(3), dtype=torch.float64)).to(dtype)
+    leaves = [t.clone().requires_grad_(True) for t in (logits, weight, tau)]
+    out = gk.soft_embedding(leaves[0], leaves[1], leaves[2], estimator=mode, dim=dim,
+                            generator=gen(4), chunk_size=chunk)
+    assert out.dtype == dtype and out.shape == logits.movedim(dim, -1).shape[:-1] + (5,)
+    wide = [t.detach().double().requires_grad_(t.requires_grad) for t in leaves]
+    moved = wide[0].movedim(dim, -1)
+    ref = oracle(moved, wide[1], wide[2].movedim(dim, -1), mode, seed_of(4))
+    scores = (moved + portable_gumbel(moved.shape, seed_of(4), dtype=torch.float64)) / wide[2] \
+        .movedim(dim, -1)
+    if mode == "gs":
+        assert (out.double() - ref).abs().max() <= tolerance(dtype, scores, ref)
+    else:  # the table's row of the sampled category, exactly
+        assert torch.equal(out.double(), ref)
+    grad = torch.randn(out.shape, generator=gen(5), dtype=torch.float64).to(dtype)
+    out.backward(grad)
+    ref.backward(grad.double())
+    for mine, theirs in zip(leaves, wide, strict=True):
+        if theirs.grad is None:  # tau in reinmax, as in gumbelkit.estimators.reinmax
+            assert mine.grad is None
+            continue
+        assert mine.grad.dtype == dtype and mine.grad.shape == theirs.shape
+        error = (mine.grad.double() - theirs.grad).abs().max()
+        assert error <= tolerance(dtype, scores, theirs.grad), (error, theirs.grad.abs().max())
+
+
+@pytest.mark.parametrize("tau_kind", ["tensor", "float"])
+def test_gradcheck_in_float64(small_tiles, tau_kind):
+    logits = torch.randn(3, 2, 9, generator=gen(6), dtype=torch.float64, requires_grad=True)
+    logits.data[0, 0, 4] = -math.inf  # a mask: its gradient is 0
+    weight = torch.randn(9, 4, generator=gen(7), dtype=torch.float64, requires_grad=True)
+    tau = torch.tensor([[0.7], [1.6]], dtype=torch.float64, requires_grad=True)
+    inputs = (logits, weight, tau) if tau_kind == "tensor" else (logits, weight)
+
+    def fn(*args):
+        return gk.soft_embedding(*args[:2], args[2] if len(args) > 2 else 0.8,
+                                 generator=gen(8), chunk_size=4)
+
+    # finite differences skip the masked entry: a -inf logit moved by eps stays -inf
+    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-8)
+
+
+def test_memory_held_for_backward_is_rows_by_d(monkeypatch):
+    """At (64, 5000, 32) the composition keeps the (rows, V) sample for backward; soft_embedding
+    keeps the inputs themselves, its output (rows x d) and two numbers per row."""
+    rows, size, width = 64, 5000, 32
+    logits = torch.randn(rows, size, generator=gen(9), requires_grad=True)
+    weight = torch.randn(size, width, generator=gen(10), requires_grad=True)
+    tau = torch.full((rows, 1), 0.5, requires_grad=True)
+
+    def held(fn):
+        """Bytes saved for backward other than the inputs' own storage."""
+        saved = []
+        inputs = {logits.data_ptr(), weight.data_ptr()}
+
+        def pack(tensor):
+            if tensor.data_ptr() not in inputs:
+                saved.append(tensor.numel() * tensor.element_size())
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            fn().sum().backward()
+        return sum(saved)
+
+    fused = held(lambda: gk.soft_embedding(logits, weight, tau, generator=gen(11)))
+    # the output, and per row: its max logit, log-sum-exp and tau (the floored values, and their
+    # input kept by the floor's clamp)
+    assert fused <= 4 * (rows * width + 4 * rows)
+    composed = held(lambda: gk.gumbel_softmax(logits, tau, generator=gen(11)) @ weight)
+    assert composed >= 4 * rows * size
+    noise = portable_gumbel((rows, size), 1)
+    same_noise = held(lambda: torch.softmax((logits + noise) / tau, -1) @ weight)
+    assert same_noise >= 4 * rows * size
+
+
+def test_hard_samples_are_the_portable_gumbel_max_and_follow_softmax():
+    """20,000 rows, 6 categories over two chunks: the sampled row of an identity table is
+    portable_gumbel_max's token for the seed, and the counts pass a chi-square test against
+    softmax(logits) at level 1e-4 (tests/stats.py)."""
+    probs_logits = torch.tensor([1.0, -0.5, 0.0, 2.0, -1.0, 0.5])
+    logits = probs_logits.expand(20_000, 6)
+    table = torch.eye(6)
+    for mode in ("st-gs", "reinmax"):
+        out = gk.soft_embedding(logits, table, 0.5, estimator=mode, generator=gen(12),
+                                chunk_size=4)
+        assert torch.equal(out.sum(1), torch.ones(20_000))  # one-hot: exactly 0 and 1
+        tokens = out.argmax(1)
+        assert torch.equal(tokens, portable_gumbel_max(logits, seed_of(12)))
+        assert_law(torch.bincount(tokens, minlength=6), torch.softmax(probs_logits, 0))
+    hard = gk.soft_embedding(logits, table, 0.5, hard=True, generator=gen(12), chunk_size=4)
+    assert torch.equal(hard, out)
+
+
+def test_masks_offsets_chunking_and_seeds():
+    logits = torch.randn(6, 30, generator=gen(13), dtype=torch.float64) + 1e4
+    logits[:, ::3] = -math.inf
+    logits.requires_grad_(True)
+    weight = torch.randn(30, 3, generator=gen(14), dtype=torch.float64)
+    soft = gk.soft_embedding(logits, weight, 0.3, generator=gen(15))
+    ref = oracle(logits - 1e4, weight, 0.3, "gs", seed_of(15))  # exact at any offset
+    assert torch.allclose(soft, ref, rtol=0, atol=1e-12)
+    chunked = gk.soft_embedding(logits, weight, 0.3, generator=gen(15), chunk_size=7)
+    assert torch.allclose(chunked, soft, rtol=0, atol=1e-12)
+    soft.sum().backward()
+    assert torch.isfinite(logits.grad).all() and (logits.grad[:, ::3] == 0).all()
+    for mode in ("st-gs", "reinmax"):
+        hard = gk.soft_embedding(logits, weight, 0.3, estimator=mode, generator=gen(16))
+        tokens = portable_gumbel_max(logits.detach(), seed_of(16))
+        assert (tokens % 3 != 0).all() and torch.equal(hard, weight[tokens])
+    torch.manual_seed(17)
+    first = gk.soft_embedding(logits, weight)
+    torch.manual_seed(17)
+    assert torch.equal(gk.soft_embedding(logits, weight), first)
+    assert not torch.equal(gk.soft_embedding(logits, weight), first)
+    one = gk.soft_embedding(logits[0], weight, 0.3, generator=gen(15))
+    assert one.shape == (3,) and torch.allclose(one, soft[0], rtol=0, atol=1e-12)
+
+
+def test_bad_input_raises_naming_the_argument():
+    logits = torch.randn(4, 5)
+    weight = torch.randn(5, 3)
+    with pytest.raises(ValueError, match="weight must be a"):
+        gk.soft_embedding(logits, torch.randn(6, 3))
+    with pytest.raises(TypeError, match="weight must have the logits' dtype"):
+        gk.soft_embedding(logits, weight.double())
+    with pytest.raises(TypeError, match="weight must be a torch.Tensor"):
+        gk.soft_embedding(logits, [[1.0]])
+    with pytest.raises(ValueError, match="supports the estimators gs, st-gs, reinmax"):
+        gk.soft_embedding(logits, weight, estimator="gr")
+    with pytest.raises(ValueError, match="same for every category"):
+        gk.soft_embedding(logits, weight, torch.ones(4, 5))
+    with pytest.raises(ValueError, match="tau must be"):
+        gk.soft_embedding(logits, weight, -1.0)
+    with pytest.raises(ValueError, match="chunk_size"):
+        gk.soft_embedding(logits, weight, chunk_size=0)
+    with pytest.raises(TypeError, match="hard must be a bool"):
+        gk.soft_embedding(logits, weight, hard=1)
+    with pytest.raises(ValueError, match="NaN"):
+        gk.soft_embedding(torch.full((2, 5), math.nan), weight)
