@@ -1,6 +1,7 @@
 """gk.soft_embedding against its oracle, the plain composition ``softmax((logits + G) / tau) @ E``
-with the same portable noise: forward and gradients in every dtype, gradcheck in float64, the
-hard samples' law, masks, errors, and the memory held for backward."""
+with the same noise (``soft_embedding_noise``), for both noises (torch's generator, portable):
+forward and gradients in every dtype, gradcheck in float64, the hard samples' law, masks,
+errors, and the memory held for backward."""
 
 import math
 
@@ -9,7 +10,8 @@ import torch
 
 import gumbelkit as gk
 from gumbelkit import embedding
-from gumbelkit._ops import replace_gradient, shifted_to
+from gumbelkit._ops import compute_dtype, replace_gradient, shifted_to
+from gumbelkit.embedding import soft_embedding_noise
 from gumbelkit.portable import portable_gumbel, portable_gumbel_max
 from tests.stats import assert_law, gen
 
@@ -17,6 +19,7 @@ from tests.stats import assert_law, gen
 # the categories not last, one chunk holding every category
 LAYOUTS = [((5, 7), -1, 3), ((3, 40), -1, 16), ((4, 6, 3), 1, 4), ((2, 37), -1, 4096)]
 DTYPES = [torch.float64, torch.float32, torch.bfloat16, torch.float16]
+NOISES = ["torch", "portable"]
 # half precision is computed in float32 and rounded once to the output dtype: relative error at
 # most the unit roundoff u, 2**-8 in bfloat16 and 2**-11 in float16; 2u of the largest value is
 # allowed (the oracle gets the same half-precision inputs and output gradient, in float64)
@@ -29,10 +32,10 @@ def seed_of(generator_seed: int) -> int:
     return int(torch.randint(2**62, (), generator=gen(generator_seed)))
 
 
-def oracle(logits, weight, tau, mode, seed):
-    """The composition with the same noise, categories last, in float64."""
+def oracle(logits, weight, tau, mode, noise):
+    """The composition with the same ``noise`` (G), categories last, in float64."""
     x, table = logits.double(), weight.double()
-    z = x + portable_gumbel(x.shape, seed, dtype=torch.float64)
+    z = x + noise.double()
     hot = torch.nn.functional.one_hot(z.argmax(-1), x.shape[-1]).double()
     if mode == "reinmax":  # as gumbelkit.estimators.reinmax, with the sample argmax(x + G)
         with torch.no_grad():
@@ -60,10 +63,12 @@ def small_tiles(monkeypatch):
     monkeypatch.setattr(embedding, "TILE", 8)
 
 
+@pytest.mark.parametrize("noise", NOISES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("mode", ["gs", "st-gs", "reinmax"])
 @pytest.mark.parametrize("shape,dim,chunk", LAYOUTS, ids=str)
-def test_equals_the_composition_for_the_same_noise(small_tiles, shape, dim, chunk, mode, dtype):
+def test_equals_the_composition_for_the_same_noise(small_tiles, shape, dim, chunk, mode, dtype,
+                                                   noise):
     size = shape[dim]
     logits = (2 * torch.randn(shape, generator=gen(1), dtype=torch.float64)).to(dtype)
     weight = torch.randn(size, 5, generator=gen(2), dtype=torch.float64).to(dtype)
@@ -72,13 +77,17 @@ def test_equals_the_composition_for_the_same_noise(small_tiles, shape, dim, chun
     tau = (0.5 + torch.rand(tau_shape, generator=gen(3), dtype=torch.float64)).to(dtype)
     leaves = [t.clone().requires_grad_(True) for t in (logits, weight, tau)]
     out = gk.soft_embedding(leaves[0], leaves[1], leaves[2], estimator=mode, dim=dim,
-                            generator=gen(4), chunk_size=chunk)
+                            generator=gen(4), noise=noise, chunk_size=chunk)
     assert out.dtype == dtype and out.shape == logits.movedim(dim, -1).shape[:-1] + (5,)
+    drawn = soft_embedding_noise(logits, dim, generator=gen(4), noise=noise, chunk_size=chunk)
+    assert drawn.shape == logits.shape and drawn.dtype == compute_dtype(logits)
     wide = [t.detach().double().requires_grad_(t.requires_grad) for t in leaves]
     moved = wide[0].movedim(dim, -1)
-    ref = oracle(moved, wide[1], wide[2].movedim(dim, -1), mode, seed_of(4))
-    scores = (moved + portable_gumbel(moved.shape, seed_of(4), dtype=torch.float64)) / wide[2] \
-        .movedim(dim, -1)
+    g = drawn.double().movedim(dim, -1)
+    if noise == "portable":  # whatever the tiling
+        assert torch.equal(g, portable_gumbel(moved.shape, seed_of(4), dtype=drawn.dtype).double())
+    ref = oracle(moved, wide[1], wide[2].movedim(dim, -1), mode, g)
+    scores = (moved + g) / wide[2].movedim(dim, -1)
     if mode == "gs":
         assert (out.double() - ref).abs().max() <= tolerance(dtype, scores, ref)
     else:  # the table's row of the sampled category, exactly
@@ -95,8 +104,9 @@ def test_equals_the_composition_for_the_same_noise(small_tiles, shape, dim, chun
         assert error <= tolerance(dtype, scores, theirs.grad), (error, theirs.grad.abs().max())
 
 
+@pytest.mark.parametrize("noise", NOISES)
 @pytest.mark.parametrize("tau_kind", ["tensor", "float"])
-def test_gradcheck_in_float64(small_tiles, tau_kind):
+def test_gradcheck_in_float64(small_tiles, tau_kind, noise):
     logits = torch.randn(3, 2, 9, generator=gen(6), dtype=torch.float64, requires_grad=True)
     logits.data[0, 0, 4] = -math.inf  # a mask: its gradient is 0
     weight = torch.randn(9, 4, generator=gen(7), dtype=torch.float64, requires_grad=True)
@@ -105,9 +115,10 @@ def test_gradcheck_in_float64(small_tiles, tau_kind):
 
     def fn(*args):
         return gk.soft_embedding(*args[:2], args[2] if len(args) > 2 else 0.8,
-                                 generator=gen(8), chunk_size=4)
+                                 generator=gen(8), noise=noise, chunk_size=4)
 
-    # finite differences skip the masked entry: a -inf logit moved by eps stays -inf
+    # finite differences skip the masked entry: a -inf logit moved by eps stays -inf; every call
+    # draws the same noise (a fresh generator of the same seed), so fn is deterministic
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-8)
 
 
@@ -144,46 +155,69 @@ def test_memory_held_for_backward_is_rows_by_d(monkeypatch):
     assert same_noise >= 4 * rows * size
 
 
-def test_hard_samples_are_the_portable_gumbel_max_and_follow_softmax():
-    """20,000 rows, 6 categories over two chunks: the sampled row of an identity table is
-    portable_gumbel_max's token for the seed, and the counts pass a chi-square test against
-    softmax(logits) at level 1e-4 (tests/stats.py)."""
+@pytest.mark.parametrize("noise", NOISES)
+def test_hard_samples_are_the_gumbel_max_and_follow_softmax(noise):
+    """20,000 rows, 6 categories over two chunks: the sampled row of an identity table is the
+    argmax of the logits plus the call's noise (portable_gumbel_max's token for the seed with
+    the portable noise), and the counts pass a chi-square test against softmax(logits) at level
+    1e-4 (tests/stats.py)."""
     probs_logits = torch.tensor([1.0, -0.5, 0.0, 2.0, -1.0, 0.5])
     logits = probs_logits.expand(20_000, 6)
     table = torch.eye(6)
+    drawn = soft_embedding_noise(logits, generator=gen(12), noise=noise, chunk_size=4)
     for mode in ("st-gs", "reinmax"):
         out = gk.soft_embedding(logits, table, 0.5, estimator=mode, generator=gen(12),
-                                chunk_size=4)
+                                noise=noise, chunk_size=4)
         assert torch.equal(out.sum(1), torch.ones(20_000))  # one-hot: exactly 0 and 1
         tokens = out.argmax(1)
-        assert torch.equal(tokens, portable_gumbel_max(logits, seed_of(12)))
+        assert torch.equal(tokens, (logits + drawn).argmax(1))
+        if noise == "portable":
+            assert torch.equal(tokens, portable_gumbel_max(logits, seed_of(12)))
         assert_law(torch.bincount(tokens, minlength=6), torch.softmax(probs_logits, 0))
-    hard = gk.soft_embedding(logits, table, 0.5, hard=True, generator=gen(12), chunk_size=4)
+    hard = gk.soft_embedding(logits, table, 0.5, hard=True, generator=gen(12), noise=noise,
+                             chunk_size=4)
     assert torch.equal(hard, out)
 
 
-def test_masks_offsets_chunking_and_seeds():
+@pytest.mark.parametrize("noise", NOISES)
+def test_masks_offsets_and_seeds(noise):
     logits = torch.randn(6, 30, generator=gen(13), dtype=torch.float64) + 1e4
     logits[:, ::3] = -math.inf
     logits.requires_grad_(True)
     weight = torch.randn(30, 3, generator=gen(14), dtype=torch.float64)
-    soft = gk.soft_embedding(logits, weight, 0.3, generator=gen(15))
-    ref = oracle(logits - 1e4, weight, 0.3, "gs", seed_of(15))  # exact at any offset
+    soft = gk.soft_embedding(logits, weight, 0.3, generator=gen(15), noise=noise)
+    drawn = soft_embedding_noise(logits, generator=gen(15), noise=noise)
+    ref = oracle(logits - 1e4, weight, 0.3, "gs", drawn)  # exact at any offset
     assert torch.allclose(soft, ref, rtol=0, atol=1e-12)
-    chunked = gk.soft_embedding(logits, weight, 0.3, generator=gen(15), chunk_size=7)
-    assert torch.allclose(chunked, soft, rtol=0, atol=1e-12)
     soft.sum().backward()
     assert torch.isfinite(logits.grad).all() and (logits.grad[:, ::3] == 0).all()
     for mode in ("st-gs", "reinmax"):
-        hard = gk.soft_embedding(logits, weight, 0.3, estimator=mode, generator=gen(16))
-        tokens = portable_gumbel_max(logits.detach(), seed_of(16))
+        hard = gk.soft_embedding(logits, weight, 0.3, estimator=mode, generator=gen(16),
+                                 noise=noise)
+        tokens = (logits.detach() + soft_embedding_noise(logits, generator=gen(16),
+                                                         noise=noise)).argmax(1)
         assert (tokens % 3 != 0).all() and torch.equal(hard, weight[tokens])
     torch.manual_seed(17)
-    first = gk.soft_embedding(logits, weight)
+    first = gk.soft_embedding(logits, weight, noise=noise)
     torch.manual_seed(17)
-    assert torch.equal(gk.soft_embedding(logits, weight), first)
-    assert not torch.equal(gk.soft_embedding(logits, weight), first)
-    one = gk.soft_embedding(logits[0], weight, 0.3, generator=gen(15))
+    assert torch.equal(gk.soft_embedding(logits, weight, noise=noise), first)
+    assert not torch.equal(gk.soft_embedding(logits, weight, noise=noise), first)
+    generator, once = gen(15), gen(15)
+    gk.soft_embedding(logits, weight, generator=generator, noise=noise)
+    torch.randint(2**62, (), generator=once)  # a call takes one draw of the generator, its seed
+    assert torch.equal(generator.get_state(), once.get_state())
+
+
+def test_portable_noise_ignores_chunking_and_batch():
+    """The portable noise is a function of (seed, row position, category): the chunking and the
+    batch a row is in change nothing."""
+    logits = torch.randn(6, 30, generator=gen(13), dtype=torch.float64)
+    weight = torch.randn(30, 3, generator=gen(14), dtype=torch.float64)
+    soft = gk.soft_embedding(logits, weight, 0.3, generator=gen(15), noise="portable")
+    chunked = gk.soft_embedding(logits, weight, 0.3, generator=gen(15), noise="portable",
+                                chunk_size=7)
+    assert torch.allclose(chunked, soft, rtol=0, atol=1e-12)
+    one = gk.soft_embedding(logits[0], weight, 0.3, generator=gen(15), noise="portable")
     assert one.shape == (3,) and torch.allclose(one, soft[0], rtol=0, atol=1e-12)
 
 
@@ -206,5 +240,21 @@ def test_bad_input_raises_naming_the_argument():
         gk.soft_embedding(logits, weight, chunk_size=0)
     with pytest.raises(TypeError, match="hard must be a bool"):
         gk.soft_embedding(logits, weight, hard=1)
+    with pytest.raises(ValueError, match="noise must be one of 'torch', 'portable'"):
+        gk.soft_embedding(logits, weight, noise="philox")
+    with pytest.raises(ValueError, match="noise must be one of"):
+        soft_embedding_noise(logits, noise="philox")
     with pytest.raises(ValueError, match="NaN"):
         gk.soft_embedding(torch.full((2, 5), math.nan), weight)
+
+
+@pytest.mark.parametrize("noise", NOISES)
+def test_no_rows(noise):
+    """Zero rows: an empty output and zero gradients (the table's is never left unwritten)."""
+    logits = torch.randn(0, 7, requires_grad=True)
+    weight = torch.randn(7, 3, requires_grad=True)
+    out = gk.soft_embedding(logits, weight, noise=noise)
+    assert out.shape == (0, 3)
+    out.sum().backward()
+    assert torch.equal(weight.grad, torch.zeros(7, 3)) and logits.grad.shape == (0, 7)
+    assert soft_embedding_noise(logits, noise=noise).shape == (0, 7)

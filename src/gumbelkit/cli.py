@@ -275,6 +275,16 @@ def bench_kernels_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def bench_vocab_command(args: argparse.Namespace) -> int:
+    from .bench.vocab import run_vocab  # needs the lab extra (tqdm)
+
+    out = check_output_directory(args.out)
+    run_vocab(out, args.device, args.cases, args.restricted_cases, args.dtype, args.threads,
+              args.repeats, command=command_line())
+    print((out / f"vocab-{torch.device(args.device).type}.md").read_text())
+    return 0
+
+
 def merge_runs_command(args: argparse.Namespace) -> int:
     from .harness.records import RunStore, check_records_file
 
@@ -509,6 +519,25 @@ def build_parser() -> argparse.ArgumentParser:
                         help="output directory (default bench-results/kernels); its JSON is "
                         "strict, where null stands for a number that is not finite")
     kernel.set_defaults(handler=bench_kernels_command)
+    vocab = benchmarks.add_parser(
+        "vocab", help="gk.soft_embedding against F.gumbel_softmax(logits) @ E (time, bytes "
+        "held for backward, GPU peak) and the restricted samplers against plain torch")
+    vocab.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    vocab.add_argument("--cases", type=comma_list(str), help="comma-separated ROWSxVxD (default "
+                       "on cpu: 512x50257x768,64x32000x256; on cuda: "
+                       "4096x50257x768,4096x128256x4096)")
+    vocab.add_argument("--restricted-cases", type=comma_list(str), help="comma-separated "
+                       "ROWSxV for top_k, top_p and min_p (default 512x50257); an empty string "
+                       "for none")
+    vocab.add_argument("--dtype", default="fp32", help="fp32 (default), bf16 or fp16")
+    vocab.add_argument("--threads", type=integer_at_least(1), default=1,
+                       help="torch CPU threads (default 1, as bench kernels)")
+    vocab.add_argument("--repeats", type=integer_at_least(1), default=5,
+                       help="interleaved rounds on the CPU, the best one kept (default 5)")
+    vocab.add_argument("--out", default="bench-results/vocab",
+                       help="output directory (default bench-results/vocab); its JSON is "
+                       "strict, where null stands for a number that is not finite")
+    vocab.set_defaults(handler=bench_vocab_command)
     merge = commands.add_parser(
         "merge-runs", help="add the run records (runs.sqlite) of other output directories to "
         "one, so that a single lab or bench command reuses them all")

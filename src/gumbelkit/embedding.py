@@ -17,12 +17,27 @@ chunk by chunk. With ``g`` the gradient of ``out``, ``c = <g, out>`` and ``(g E^
 
 the last per row, for a temperature tensor that is the same for every category of a row.
 
-The noise is :func:`gumbelkit.portable.portable_gumbel` under one seed per call, ``seed =
-int(torch.randint(2**62, (), generator=generator))`` (drawn on the generator's device, or on the
-logits' device from torch's default generator), keyed by each row's flat position (the leading
-dimensions flattened, categories last) and each category: a pure function of the key, so forward
-and backward regenerate the same noise chunk by chunk, and ``softmax((logits + portable_gumbel(
-logits.shape, seed)) / tau) @ E`` is the same sample computed the plain way.
+Each call draws one seed from ``generator``, ``seed = int(torch.randint(2**62, (),
+generator=generator))`` (on the generator's device, or on the logits' device from torch's
+default generator), and its noise is a function of that seed, regenerated tile by tile in
+backward instead of being kept (``noise=``):
+
+- ``"torch"`` (the default): a private ``torch.Generator`` on the logits' device, seeded with
+  the seed, fills each tile with ``gumbel_`` (``-log(-log u)``, ``u`` from ``torch.rand``;
+  :mod:`gumbelkit.noise`) in the passes' fixed order (row blocks, then chunks); backward seeds a
+  new generator with the same seed and draws the same tiles in the same order, so it sees the
+  same noise. The draws depend on the tiling (``chunk_size``, :data:`TILE`) and on the device's
+  generator. It costs a uniform draw and two logarithms per entry, in forward and again in
+  backward.
+- ``"portable"``: :func:`gumbelkit.portable.portable_gumbel` keyed by each row's flat position
+  (the leading dimensions flattened, categories last) and each category, the same on every
+  device and for every tiling and batch layout, so ``softmax((logits + portable_gumbel(
+  logits.shape, seed)) / tau) @ E`` is the same sample computed the plain way and the hard
+  samples can be checked with :func:`gumbelkit.portable.verify_gumbel_max`. Its integer hash
+  costs about 30 times ``torch.rand``, paid in forward and again in backward.
+
+:func:`soft_embedding_noise` returns the noise ``G`` a call used (given a generator in the same
+state), for tests and for whoever needs the sample's noise.
 
 Hard samples (``hard=True`` with ``"gs"``, or ``estimator="st-gs"``; Jang et al. 2017) have the
 forward value ``E[argmax_j z_j]`` exactly (the argmax found in the same chunked pass) and the
@@ -35,7 +50,10 @@ online softmaxes, whose outputs ``pi @ E`` give the inner products ``<p, g E^T> 
 tau gets no gradient there, as in that estimator.
 
 All of it is plain PyTorch on tiles of about :data:`TILE` entries, on the CPU and on CUDA alike
-(no Triton kernel yet). Half precision is computed in float32 and returned in the input dtype.
+(no Triton kernel yet), written to reuse its temporaries in place and to take the table once per
+block of rows in every pass: at (512, 50257, 768) in float32 on one CPU thread, forward and
+backward take about 0.7 of the composition's time (``gumbelkit bench vocab``,
+benchmarks/RESULTS.md). Half precision is computed in float32 and returned in the input dtype.
 """
 
 from __future__ import annotations
@@ -48,14 +66,17 @@ from torch.autograd.function import once_differentiable
 
 from ._ops import compute_dtype, floored, upcast
 from ._validate import check_count, check_logits, check_tau, check_tensor
+from .noise import gumbel_
 from .portable import portable_gumbel
 from .schedules import Schedule
 
-__all__ = ["soft_embedding"]
+__all__ = ["soft_embedding", "soft_embedding_noise"]
 
 SUPPORTED = ("gs", "st-gs", "reinmax")
-TILE = 2**16  # entries of a (rows x categories) tile of the chunked passes: its temporaries
-# (the noise's 64-bit hashes among them) stay within a core's L2 cache
+NOISES = ("torch", "portable")
+TILE = 2**18  # entries of a (rows x categories) tile of the chunked passes (1 MiB in float32)
+CHUNK = 512  # the default chunk_size: blocks of 512 rows, whose products with 512 rows of the
+# table ran at the CPU's matmul speed; each pass reads the table once per block of rows
 
 
 def soft_embedding(
@@ -67,7 +88,8 @@ def soft_embedding(
     dim: int = -1,
     *,
     generator: torch.Generator | None = None,
-    chunk_size: int = 4096,
+    noise: str = "torch",
+    chunk_size: int = CHUNK,
 ) -> torch.Tensor:
     """``softmax((logits + G) / tau) @ weight`` along ``dim``, computed in chunks of categories
     and differentiated without keeping anything of the logits' size (module docstring).
@@ -77,12 +99,14 @@ def soft_embedding(
     ``tau``: a number, a schedule, or a tensor broadcastable to the logits with size 1 along
     ``dim`` (one temperature per row), which gets its gradient. ``estimator``: ``"gs"`` (soft;
     ``hard=True`` makes it ``"st-gs"``), ``"st-gs"`` or ``"reinmax"`` (hard whatever ``hard``:
-    the value is the table's row of the sampled category ``argmax(logits + G)``). The noise is
-    ``portable_gumbel(logits.shape, seed)`` (categories last) with ``seed =
-    int(torch.randint(2**62, (), generator=generator))``. ``chunk_size``: categories per chunk,
-    with rows taken in blocks of ``TILE // chunk_size`` (tiles of about :data:`TILE` entries).
-    ``-inf`` logits are masks, never sampled. The function has no rule for ``torch.func``
-    transforms and no Triton kernel: on CUDA it runs the same chunked PyTorch code.
+    the value is the table's row of the sampled category ``argmax(logits + G)``). ``noise``:
+    ``"torch"`` (``torch.rand`` draws of a private generator seeded once per call from
+    ``generator``: fast) or ``"portable"`` (:func:`gumbelkit.portable.portable_gumbel`: the
+    same on every device, verifiable); :func:`soft_embedding_noise` returns the ``G`` of a call.
+    ``chunk_size``: categories per chunk, with rows taken in blocks of ``TILE // chunk_size``
+    (tiles of about :data:`TILE` entries). ``-inf`` logits are masks, never sampled. The
+    function has no rule for ``torch.func`` transforms and no Triton kernel: on CUDA it runs the
+    same chunked PyTorch code.
     """
     dim = check_logits(logits, dim)
     weight = _check_weight(weight, logits, dim)
@@ -94,10 +118,43 @@ def soft_embedding(
         raise ValueError(f"soft_embedding supports the estimators {', '.join(SUPPORTED)}; got "
                          f"{estimator!r}")
     mode = "st-gs" if estimator == "gs" and hard else estimator
+    noise = _check_noise(noise)
     seed = _seed(generator, logits.device)
-    out = _SoftEmbedding.apply(logits, weight, _row_tau(tau, logits, dim), dim, mode, seed,
-                               chunk_size)
+    out = _SoftEmbedding.apply(logits, weight, _row_tau(tau, logits, dim), dim, mode, noise,
+                               seed, chunk_size)
     return out.reshape(logits.shape[:dim] + logits.shape[dim + 1:] + weight.shape[1:])
+
+
+def soft_embedding_noise(
+    logits: torch.Tensor,
+    dim: int = -1,
+    *,
+    generator: torch.Generator | None = None,
+    noise: str = "torch",
+    chunk_size: int = CHUNK,
+) -> torch.Tensor:
+    """The Gumbel noise ``G`` (the logits' shape, in their compute dtype) that
+    :func:`soft_embedding` adds to ``logits`` when called with the same ``dim``, ``noise``,
+    ``chunk_size`` and a ``generator`` in the same state (this call draws the same seed from
+    it): ``softmax((logits + G) / tau) @ weight`` is then the same sample computed the plain
+    way. With ``noise="torch"`` the draws depend on the tiling (``chunk_size``, :data:`TILE`);
+    with ``"portable"`` they are ``portable_gumbel`` of the logits' shape (categories last),
+    whatever the tiling."""
+    dim = check_logits(logits, dim)
+    chunk_size = check_count(chunk_size, "chunk_size")
+    x = _rows(logits.detach(), dim)
+    tiles = _TileNoise(_check_noise(noise), _seed(generator, logits.device), x.device)
+    out = torch.empty_like(x, dtype=compute_dtype(x))
+    for block, chunks in _tiles(x.shape[0], x.shape[1], chunk_size):
+        for part in chunks:
+            out[block, part] = tiles.draw(block, part, out)
+    return out.reshape(logits.movedim(dim, -1).shape).movedim(-1, dim)
+
+
+def _check_noise(noise: object) -> str:
+    if noise not in NOISES:
+        raise ValueError(f"noise must be one of {', '.join(map(repr, NOISES))}, got {noise!r}")
+    return noise
 
 
 def _check_weight(weight: object, logits: torch.Tensor, dim: int) -> torch.Tensor:
@@ -140,7 +197,8 @@ def _rows(logits: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 def _tiles(rows: int, size: int, chunk: int) -> Iterator[tuple[slice, list[slice]]]:
-    """The row blocks of the passes, each with its chunks of categories, as slices."""
+    """The row blocks of the passes, each with its chunks of categories, as slices: blocks of
+    ``TILE // chunk`` rows (at least one), in this order in every pass."""
     chunk = min(chunk, max(size, 1))
     block = max(1, TILE // chunk)
     chunks = [slice(start, min(start + chunk, size)) for start in range(0, size, chunk)]
@@ -152,12 +210,26 @@ def _block_tau(tau: float | torch.Tensor, block: slice) -> float | torch.Tensor:
     return tau if not isinstance(tau, torch.Tensor) else tau[block, None]
 
 
-def _noise(seed: int, block: slice, chunk: slice, like: torch.Tensor) -> torch.Tensor:
-    """The noise of a tile, in the dtype and on the device of ``like``."""
-    positions = torch.arange(block.start, block.stop, device=like.device)
-    return portable_gumbel((block.stop - block.start, chunk.stop - chunk.start), seed,
-                           positions=positions, categories=(chunk.start, chunk.stop),
-                           dtype=like.dtype, device=like.device)
+class _TileNoise:
+    """The Gumbel noise of one call, tile by tile (module docstring): ``"torch"`` draws each
+    tile from a private generator seeded with the call's seed, so the tiles must be asked for
+    in the same order in every pass (:func:`_tiles`'s); ``"portable"`` computes each tile from
+    the seed, the rows' positions and the categories alone, in any order."""
+
+    def __init__(self, kind: str, seed: int, device: torch.device) -> None:
+        self.seed = seed
+        self.generator = (torch.Generator(device=device).manual_seed(seed) if kind == "torch"
+                          else None)
+
+    def draw(self, block: slice, chunk: slice, like: torch.Tensor) -> torch.Tensor:
+        """A new tensor of the noise of a tile, in the dtype and on the device of ``like``."""
+        shape = (block.stop - block.start, chunk.stop - chunk.start)
+        if self.generator is not None:
+            return gumbel_(like.new_empty(shape), self.generator)
+        positions = torch.arange(block.start, block.stop, device=like.device)
+        return portable_gumbel(shape, self.seed, positions=positions,
+                               categories=(chunk.start, chunk.stop), dtype=like.dtype,
+                               device=like.device)
 
 
 class _OnlineSoftmax:
@@ -171,13 +243,14 @@ class _OnlineSoftmax:
         self.sum = like.new_zeros(rows)
         self.out = like.new_zeros(rows, width)
 
-    def add(self, scores: torch.Tensor, table: torch.Tensor) -> None:
+    def add_(self, scores: torch.Tensor, table: torch.Tensor) -> None:
+        """Take in a chunk's ``scores`` (overwritten) and table rows."""
         new = torch.maximum(self.max, scores.amax(1))
-        new = new.masked_fill(new.isneginf(), 0.0)
+        new.masked_fill_(new.isneginf(), 0.0)
         decay = torch.exp(self.max - new)
-        p = torch.exp(scores - new[:, None])
-        self.sum = self.sum * decay + p.sum(1)
-        self.out = self.out * decay[:, None] + p @ table
+        p = scores.sub_(new[:, None]).exp_()
+        self.sum.mul_(decay).add_(p.sum(1))
+        self.out.mul_(decay[:, None]).addmm_(p, table)
         self.max = new
 
     def result(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -187,10 +260,11 @@ class _OnlineSoftmax:
 
 class _SoftEmbedding(torch.autograd.Function):
     """The chunked forward and backward of :func:`soft_embedding` (module docstring); ``mode`` is
-    ``"gs"``, ``"st-gs"`` or ``"reinmax"``; outputs ``(rows, d)``."""
+    ``"gs"``, ``"st-gs"`` or ``"reinmax"``, ``noise`` ``"torch"`` or ``"portable"``; outputs
+    ``(rows, d)``."""
 
     @staticmethod
-    def forward(ctx, logits, weight, tau, dim, mode, seed, chunk):
+    def forward(ctx, logits, weight, tau, dim, mode, noise, seed, chunk):
         x = _rows(logits, dim)
         dtype = compute_dtype(x)
         rows, width = x.shape[0], weight.shape[1]
@@ -199,6 +273,7 @@ class _SoftEmbedding(torch.autograd.Function):
         lse = x.new_empty((streams, rows), dtype=dtype)
         shift = x.amax(1).to(dtype) if x.numel() else x.new_empty(rows, dtype=dtype)
         index = None if mode == "gs" else x.new_empty(rows, dtype=torch.int64)
+        tiles = _TileNoise(noise, seed, x.device)
         for block, chunks in _tiles(rows, x.shape[1], chunk):
             scale = _block_tau(tau, block)
             online = [_OnlineSoftmax(block.stop - block.start, width, shift) for _ in outs]
@@ -206,19 +281,19 @@ class _SoftEmbedding(torch.autograd.Function):
             top = torch.zeros_like(best, dtype=torch.int64)
             for part in chunks:
                 logit = upcast(x[block, part]) - shift[block, None]
-                z = logit + _noise(seed, block, part, logit)
+                z = tiles.draw(block, part, logit).add_(logit)
                 if index is not None:  # the running argmax of z
                     tile_best, tile_top = z.max(1)
                     top = torch.where(tile_best > best, tile_top + part.start, top)
                     best = torch.maximum(best, tile_best)
-                scores = [logit, logit / scale] if mode == "reinmax" else [z / scale]
+                scores = [logit, logit / scale] if mode == "reinmax" else [z.div_(scale)]
                 for stream, s in zip(online, scores, strict=True):
-                    stream.add(s, upcast(weight[part]))
+                    stream.add_(s, upcast(weight[part]))
             for k, stream in enumerate(online):
                 outs[k][block], lse[k, block] = stream.result()
             if index is not None:
                 index[block] = top
-        ctx.dim, ctx.mode, ctx.seed, ctx.chunk = dim, mode, seed, chunk
+        ctx.dim, ctx.mode, ctx.noise, ctx.seed, ctx.chunk = dim, mode, noise, seed, chunk
         ctx.float_tau = None if isinstance(tau, torch.Tensor) else tau
         ctx.save_for_backward(logits, weight, tau if ctx.float_tau is None else None, index,
                               shift, lse, *outs)
@@ -234,10 +309,13 @@ class _SoftEmbedding(torch.autograd.Function):
         x = _rows(logits, ctx.dim)
         g = upcast(grad)
         grad_x = torch.empty_like(x) if need_x else None
-        grad_w = torch.zeros_like(weight, dtype=g.dtype) if need_w else None
+        written = index is None and x.shape[0] > 0  # by the first row block, then added to
+        grad_w = None if not need_w else (torch.empty_like if written
+                                          else torch.zeros_like)(weight, dtype=g.dtype)
         grad_tau = torch.zeros_like(tau) if need_tau else None
         if need_w and index is not None:  # the value is one_hot(index) @ E
             grad_w.index_add_(0, index, g)
+        tiles = _TileNoise(ctx.noise, ctx.seed, x.device)  # the forward's tiles, in its order
         if need_x or need_tau or (need_w and index is None):
             for block, chunks in _tiles(x.shape[0], x.shape[1], ctx.chunk):
                 scale = _block_tau(tau, block)
@@ -260,19 +338,20 @@ class _SoftEmbedding(torch.autograd.Function):
                             grad_x[block, part] = 2 * pi_1 * (gv - centre[1]) \
                                 - pi_0 * (gv - centre[0]) / 2
                         continue
-                    s = (logit + _noise(seed=ctx.seed, block=block, chunk=part,
-                                        like=logit)) / scale
-                    y = torch.exp(s - lse[0, block, None])
-                    t = y * (gv - centre[0])  # the gradient to s = z / tau
+                    s = tiles.draw(block, part, logit).add_(logit).div_(scale)
+                    y = (s - lse[0, block, None] if need_tau else s.sub_(lse[0, block, None]))
+                    y = y.exp_()
+                    t = gv.sub_(centre[0]).mul_(y)  # the gradient to s = z / tau
                     if need_x:
-                        grad_x[block, part] = t / scale
+                        torch.div(t, scale, out=grad_x[block, part])
                     if need_tau:  # ds/dtau = -s / tau; masked entries (s = -inf, t = 0) add 0
                         grad_tau[block] -= torch.where(y > 0, s * t, 0.0).sum(1) / scale[:, 0]
                     if need_w and index is None:
-                        grad_w[part] += y.T @ gb
+                        torch.addmm(grad_w[part], y.T, gb, beta=int(block.start > 0),
+                                    out=grad_w[part])
         if grad_x is not None:
             moved = logits.movedim(ctx.dim, -1).shape
             grad_x = grad_x.reshape(moved).movedim(-1, ctx.dim)
         if grad_w is not None:
             grad_w = grad_w.to(weight.dtype)
-        return grad_x, grad_w, grad_tau, None, None, None, None
+        return grad_x, grad_w, grad_tau, None, None, None, None, None
