@@ -104,6 +104,7 @@ def test_public_functions_go_through_the_dispatch(monkeypatch):
 
     spy("gumbel_max")
     spy("gumbel_softmax")
+    monkeypatch.setattr(cpu, "CHUNK", 8)  # beyond one chunk: the op (small ones skip it)
     x = torch.randn(5, 4)
     gk.gumbel_max(x)
     gk.gumbel_softmax(x, hard=True)
@@ -119,3 +120,42 @@ def test_noise_generator_gives_the_noise_of_a_call():
     noise = gk.gumbel_noise(x.shape, generator=kernels.noise_generator(gen(9)))
     expected = torch.softmax((x - x.amax(-1, keepdim=True) + noise) / 0.5, -1)
     assert torch.equal(gk.gumbel_softmax(x, 0.5, generator=gen(9)), expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_eager_small_tensors_skip_the_op_with_its_values_and_gradients(dtype, monkeypatch):
+    """An eager call of a tensor that fits one chunk runs the CPU kernel's operations under
+    torch's autograd: the op's sample bit for bit, and its gradients to the logits and to a
+    tensor tau (the same formula, J(y) g / tau and d tau, computed by torch's backward: equal up
+    to rounding, a few ulps of the compute dtype)."""
+    x = torch.randn(6, 9, generator=gen(8), dtype=torch.float64).to(dtype)
+    grad = torch.randn(6, 9, generator=gen(9), dtype=torch.float64).to(dtype)
+    compute = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+    tol = 8 * torch.finfo(dtype).eps
+    for hard in (False, True):
+        results = []
+        for eager in (True, False):
+            monkeypatch.setattr(kernels, "_eager_cpu", lambda *args, e=eager: e)
+            leaf = x.clone().requires_grad_(True)
+            tau = torch.tensor(0.7, dtype=compute, requires_grad=True)
+            y = kernels.gumbel_softmax(leaf, tau, hard, 1, gen(10))
+            y.backward(grad)
+            results.append((y.detach(), leaf.grad, tau.grad))
+        (y, d_x, d_tau), (y_op, d_x_op, d_tau_op) = results
+        assert torch.equal(y, y_op) and y.dtype == dtype
+        torch.testing.assert_close(d_x, d_x_op, rtol=tol, atol=tol)
+        torch.testing.assert_close(d_tau, d_tau_op, rtol=tol, atol=tol)
+    monkeypatch.undo()
+    assert torch.equal(kernels.gumbel_max(x, 1, gen(11)),
+                       ops.gumbel_max(x, 1, kernels._seed(x, gen(11))))
+
+
+def test_eager_small_tensors_double_backward_float64():
+    x = torch.randn(4, 5, generator=gen(12), dtype=torch.float64, requires_grad=True)
+    tau = torch.tensor(0.6, dtype=torch.float64, requires_grad=True)
+
+    def soft(v, t):
+        return kernels.gumbel_softmax(v, t, False, 1, gen(13))
+
+    assert torch.autograd.gradcheck(soft, (x, tau))
+    assert torch.autograd.gradgradcheck(soft, (x, tau))

@@ -193,6 +193,10 @@ def measure_case(case: str, device: torch.device, modes: Sequence[str], compiled
         functions = {"torch": torch_function(mode), "gumbelkit": gumbelkit_function(mode)}
         row: dict[str, Any] = {"case": case, "mode": mode, "copy_ms": copy_ms}
         if compiled:
+            # a fresh cache for each compiled function: they share one code object, and past
+            # torch._dynamo's recompile limit (8) a frame runs eagerly, which would time eager
+            # torch under the compile column
+            torch.compiler.reset()
             functions["compile"] = torch.compile(torch_function(mode), dynamic=False)
         calls = [bound(with_backward(f, grad) if backward else f, argument)
                  for f in functions.values()]

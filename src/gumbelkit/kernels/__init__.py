@@ -19,8 +19,12 @@ Under ``torch.func`` transforms, ``torch.export``, ``torch.jit.trace`` and ONNX 
 is the reference path's plain PyTorch operations instead (:func:`gumbelkit._ops.portable`):
 torch.func's transforms differentiate custom ops only through their vmap rule, and a recorded
 graph is then one that any runtime can run (a uniform draw, two logarithms, a softmax). The
-paths draw different noise from the same seed, with the same law. No validation happens here:
-the public functions validate first.
+paths draw different noise from the same seed, with the same law. In eager calls on the CPU path
+(not while ``torch.compile`` traces) the custom op's dispatch, tens of microseconds of host time
+per call, is skipped: :func:`gumbel_max` calls the CPU kernel itself, and :func:`gumbel_softmax`
+of a tensor that fits one chunk runs the kernel's operations under torch's autograd
+(:func:`gumbelkit.kernels.cpu.differentiable_gumbel_softmax`); the values are the op's, bit for
+bit. No validation happens here: the public functions validate first.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from contextlib import contextmanager
 import torch
 
 from .._ops import compute_dtype, floored, portable
-from . import reference
+from . import cpu, reference
 
 __all__ = ["BACKENDS", "backend_for", "gumbel_max", "gumbel_softmax", "noise_generator",
            "use_backend"]
@@ -79,6 +83,12 @@ def backend_for(logits: torch.Tensor, dim: int = -1, tau: torch.Tensor | None = 
 
 
 
+def _eager_cpu(logits: torch.Tensor, dim: int, tau: torch.Tensor | None = None) -> bool:
+    """An eager call that the CPU kernel serves: the op's dispatch can be skipped (a graph that
+    ``torch.compile`` records keeps the op)."""
+    return not torch.compiler.is_compiling() and backend_for(logits, dim, tau) == "cpu"
+
+
 def _seed(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """A 62-bit seed drawn from torch's generator, as a one-element tensor on the logits'
     device (no host synchronisation)."""
@@ -122,6 +132,8 @@ def gumbel_max(logits: torch.Tensor, dim: int,
         return logits.new_empty(logits.shape[:dim] + logits.shape[dim + 1:], dtype=torch.int64)
     if portable():
         return reference.gumbel_max(logits, dim, generator)
+    if _eager_cpu(logits, dim):
+        return cpu.gumbel_max(logits.detach(), dim, _seed(logits, generator))
     return ops.gumbel_max(logits.detach(), dim, _seed(logits, generator))
 
 
@@ -136,8 +148,10 @@ def gumbel_softmax(logits: torch.Tensor, tau: float | torch.Tensor, hard: bool, 
         return logits.clone()
     if portable():
         return reference.gumbel_softmax(logits, tau, hard, dim, generator)
-    sample, _ = ops.gumbel_softmax(logits, _tau_tensor(tau, logits), hard, dim,
-                                   _seed(logits, generator))
+    tau = _tau_tensor(tau, logits)
+    if cpu.fits_one_chunk(logits) and _eager_cpu(logits, dim, tau):
+        return cpu.differentiable_gumbel_softmax(logits, tau, hard, dim, _seed(logits, generator))
+    sample, _ = ops.gumbel_softmax(logits, tau, hard, dim, _seed(logits, generator))
     return sample
 
 

@@ -8,7 +8,10 @@ Here the noise is drawn and used chunk by chunk (``CHUNK`` entries, about 1 MiB 
 one scratch buffer: ``G = -log(-log U)`` in place, plus the shifted logits
 ``logits - max(logits)``, divided by tau, then the softmax (or the argmax) written straight into
 the result. These are the implementations of the custom ops of :mod:`gumbelkit.kernels.ops`,
-which register their gradient.
+which register their gradient. In eager calls (:mod:`gumbelkit.kernels` decides) a tensor that
+fits one chunk goes to :func:`differentiable_gumbel_softmax` instead: the same operations under
+torch's own autograd, without the custom op's dispatch and its Python backward, which at small
+sizes are most of the time of a call.
 
 Torch draws CPU uniforms on one thread, in order: the uniforms here are those of the generator
 seeded with ``seed`` (:func:`gumbelkit.kernels.reference.seeded`), in the reference path's
@@ -23,10 +26,10 @@ from collections.abc import Iterator
 
 import torch
 
-from .._ops import compute_dtype
+from .._ops import compute_dtype, replace_gradient
 from .reference import seeded
 
-__all__ = ["gumbel_max", "gumbel_softmax"]
+__all__ = ["differentiable_gumbel_softmax", "fits_one_chunk", "gumbel_max", "gumbel_softmax"]
 
 CHUNK = 1 << 18  # entries per chunk: 1 MiB of float32, within a core's L2 cache
 
@@ -48,7 +51,8 @@ def _chunks(n_rows: int, K: int) -> Iterator[slice]:
         yield slice(start, min(start + step, n_rows))
 
 
-def _one_chunk(x: torch.Tensor) -> bool:
+def fits_one_chunk(x: torch.Tensor) -> bool:
+    """Whether ``x`` is worked on whole, in one chunk."""
     return x.numel() <= CHUNK
 
 
@@ -86,7 +90,7 @@ def _perturbed_whole(x: torch.Tensor, seed: torch.Tensor, dim: int) -> torch.Ten
 def gumbel_max(logits: torch.Tensor, dim: int, seed: torch.Tensor) -> torch.Tensor:
     """``argmax(logits + G, dim)``, G ~ Gumbel(0, 1), without a full-size temporary."""
     x = logits.to(compute_dtype(logits))
-    if _one_chunk(x):
+    if fits_one_chunk(x):
         return _perturbed_whole(x, seed, dim).argmax(dim)
     x = _as_rows(x, dim)
     index = torch.empty(x.shape[0], dtype=torch.int64)
@@ -102,7 +106,7 @@ def gumbel_softmax(logits: torch.Tensor, tau: torch.Tensor, hard: bool, dim: int
     outputs are fresh tensors (not views)."""
     x = logits.to(compute_dtype(logits))
     tau = tau.to(x.dtype)
-    if _one_chunk(x):
+    if fits_one_chunk(x):
         perturbed = _perturbed_whole(x, seed, dim)
         index = perturbed.argmax(dim, keepdim=True) if hard else None
         soft = torch.softmax(perturbed.div_(tau), dim)
@@ -129,3 +133,22 @@ def _chunked_softmax(x: torch.Tensor, tau: torch.Tensor, hard: bool, seed: torch
         perturbed.div_(tau if tau.dim() == 0 else tau[rows])
         torch.ops.aten._softmax.out(perturbed, -1, False, out=soft[rows])
     return index
+
+
+def differentiable_gumbel_softmax(logits: torch.Tensor, tau: torch.Tensor, hard: bool, dim: int,
+                                  seed: torch.Tensor) -> torch.Tensor:
+    """The sample of :func:`gumbel_softmax` for a tensor that fits one chunk, differentiable by
+    torch's autograd: the same operations on the same noise (the same values, bit for bit), and
+    the gradient the op registers, ``J(y) g / tau`` to the logits and its ``d tau``, from torch's
+    softmax and division backward (double backward included)."""
+    x = logits.to(compute_dtype(logits))
+    with torch.no_grad():  # the noise and the shift by the row maximum carry no gradient
+        uniform = torch.rand(x.shape, dtype=x.dtype, generator=seeded(seed))
+        log_log = uniform.clamp_(min=torch.finfo(x.dtype).tiny).log_().neg_().log_()
+        top = x.amax(dim, keepdim=True)
+    perturbed = (x - top) - log_log
+    soft = torch.softmax(perturbed / tau.to(x.dtype), dim).to(logits.dtype)
+    if not hard:
+        return soft
+    index = perturbed.detach().argmax(dim, keepdim=True)
+    return replace_gradient(torch.zeros_like(soft).scatter_(dim, index, 1.0), soft)
