@@ -26,7 +26,7 @@ from collections.abc import Iterator
 
 import torch
 
-from .._ops import compute_dtype, replace_gradient
+from .._ops import compute_dtype, replace_gradient, short_rows, softmax
 from .reference import seeded
 
 __all__ = ["differentiable_gumbel_softmax", "fits_one_chunk", "gumbel_max", "gumbel_softmax"]
@@ -109,7 +109,7 @@ def gumbel_softmax(logits: torch.Tensor, tau: torch.Tensor, hard: bool, dim: int
     if fits_one_chunk(x):
         perturbed = _perturbed_whole(x, seed, dim)
         index = perturbed.argmax(dim, keepdim=True) if hard else None
-        soft = torch.softmax(perturbed.div_(tau), dim)
+        soft = softmax(perturbed.div_(tau), dim)
     else:
         soft = torch.empty(x.shape, dtype=x.dtype)  # the output: its own tensor, not a view
         index = _chunked_softmax(_as_rows(x, dim), tau.reshape(()) if tau.numel() == 1 else
@@ -131,7 +131,10 @@ def _chunked_softmax(x: torch.Tensor, tau: torch.Tensor, hard: bool, seed: torch
         if hard:
             torch.argmax(perturbed, -1, keepdim=True, out=index[rows])
         perturbed.div_(tau if tau.dim() == 0 else tau[rows])
-        torch.ops.aten._softmax.out(perturbed, -1, False, out=soft[rows])
+        if short_rows(perturbed, -1):
+            soft[rows] = softmax(perturbed, -1)
+        else:
+            torch.ops.aten._softmax.out(perturbed, -1, False, out=soft[rows])
     return index
 
 
@@ -147,7 +150,7 @@ def differentiable_gumbel_softmax(logits: torch.Tensor, tau: torch.Tensor, hard:
         log_log = uniform.clamp_(min=torch.finfo(x.dtype).tiny).log_().neg_().log_()
         top = x.amax(dim, keepdim=True)
     perturbed = (x - top) - log_log
-    soft = torch.softmax(perturbed / tau.to(x.dtype), dim).to(logits.dtype)
+    soft = softmax(perturbed / tau.to(x.dtype), dim).to(logits.dtype)
     if not hard:
         return soft
     index = perturbed.detach().argmax(dim, keepdim=True)
