@@ -106,12 +106,14 @@ def test_verdicts_are_corrected_by_holm_over_the_experiments_claims():
 
     experiment = Three()
     experiment.p = (0.004, 0.02, 0.04)
-    verdicts = corrected_verdicts(experiment, ExperimentConfig(), [])
+    verdicts = corrected_verdicts(experiment, ExperimentConfig(), [],
+                                  experiment.summarize(ExperimentConfig(), []))
     assert [v.decision for v in verdicts] == [Decision.YES] * 3
     assert [round(v.level, 4) for v in verdicts] == [0.9833, 0.975, 0.95]
     assert all(v.family == 3 for v in verdicts) and "Holm" in verdicts[0].correction
     experiment.p = (0.004, 0.03, 0.04)
-    verdicts = corrected_verdicts(experiment, ExperimentConfig(), [])
+    verdicts = corrected_verdicts(experiment, ExperimentConfig(), [],
+                                  experiment.summarize(ExperimentConfig(), []))
     assert [v.decision for v in verdicts] == [Decision.YES, Decision.UNDECIDED,
                                               Decision.UNDECIDED]
     assert [round(v.level, 4) for v in verdicts] == [0.9833, 0.975, 0.975]

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -33,7 +34,7 @@ from .paths import check_output_directory
 from .protocol import Experiment, ExperimentConfig, RunKey, RunResult, Verdict
 from .records import RunStore, encode_key, resume_hint
 from .report import Block, Document, Section, write_report
-from .statistics import Decision, holm, level
+from .statistics import LEVEL, Decision, holm, level
 
 __all__ = ["Outcome", "machine_description", "run_sweep", "select"]
 
@@ -193,22 +194,25 @@ def _section(plan: _Plan, figure_dir: Path) -> Section:
         id=experiment.id, title=experiment.title, setup=experiment.setup(config),
         tables=experiment.tables(summary), figures=experiment.figures(summary, figure_dir),
         config=config.to_dict(), summary=summary,
-        verdicts=corrected_verdicts(experiment, config, results),
+        verdicts=corrected_verdicts(experiment, config, results, summary),
         claims=experiment.claims, claim_summary=experiment.claim_summary,
     )
 
 
 def corrected_verdicts(experiment: Experiment, config: ExperimentConfig,
-                       results: list[tuple[RunKey, RunResult]]) -> list[Verdict]:
+                       results: list[tuple[RunKey, RunResult]], summary: Any) -> list[Verdict]:
     """The experiment's verdicts, each at the level Holm's correction over all of them gives it
-    (:func:`~gumbelkit.harness.statistics.holm`): the summary is recomputed at each level."""
-    made: dict[float, list[Verdict]] = {}
+    (:func:`~gumbelkit.harness.statistics.holm`). ``summary`` is the one at the default level,
+    already made for the report; at every other level the summary is made again."""
+    default = experiment.verdicts(summary)
+    made: dict[float, list[Verdict]] = {LEVEL: default}
 
     def decide() -> list[Decision]:
-        made[level()] = experiment.verdicts(experiment.summarize(config, results))
+        if level() not in made:
+            made[level()] = experiment.verdicts(experiment.summarize(config, results))
         return [v.decision for v in made[level()]]
 
-    count = len(experiment.verdicts(experiment.summarize(config, results)))
+    count = len(default)
     levels = holm(decide, count)
     return [replace(made[value][i], level=value, family=count)
             for i, value in enumerate(levels)]

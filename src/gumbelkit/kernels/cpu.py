@@ -69,13 +69,19 @@ def _perturbed_chunks(x: torch.Tensor, seed: torch.Tensor
                                -1)
 
 
+def _log_log_(uniform: torch.Tensor) -> torch.Tensor:
+    """``log(-log u)`` in place, ``u`` clamped at the dtype's smallest normal: the Gumbel draw
+    ``-log(-log u)`` with its sign left to the sum that uses it."""
+    return uniform.clamp_(min=torch.finfo(uniform.dtype).tiny).log_().neg_().log_()
+
+
 def _perturbed(x: torch.Tensor, uniform: torch.Tensor, shifted: torch.Tensor | None,
                dim: int) -> torch.Tensor:
     """``x - max(x, dim) + G`` in ``uniform`` (uniform draws, contiguous, shaped like ``x``):
     ``-log(-log u)`` in place as :func:`gumbelkit.noise.gumbel_` computes it, one negation
     folded into the sum (the same bits); ``shifted`` is scratch for ``x - max`` (None: a new
     tensor)."""
-    log_log = uniform.clamp_(min=torch.finfo(x.dtype).tiny).log_().neg_().log_()
+    log_log = _log_log_(uniform)
     top = x.amax(dim, keepdim=True)  # a fully masked row gives NaN, as the reference path does
     return torch.sub(torch.sub(x, top, out=shifted) if shifted is not None else x - top,
                      log_log, out=uniform)
@@ -146,8 +152,7 @@ def differentiable_gumbel_softmax(logits: torch.Tensor, tau: torch.Tensor, hard:
     softmax and division backward (double backward included)."""
     x = logits.to(compute_dtype(logits))
     with torch.no_grad():  # the noise and the shift by the row maximum carry no gradient
-        uniform = torch.rand(x.shape, dtype=x.dtype, generator=seeded(seed))
-        log_log = uniform.clamp_(min=torch.finfo(x.dtype).tiny).log_().neg_().log_()
+        log_log = _log_log_(torch.rand(x.shape, dtype=x.dtype, generator=seeded(seed)))
         top = x.amax(dim, keepdim=True)
     perturbed = (x - top) - log_log
     soft = softmax(perturbed / tau.to(x.dtype), dim).to(logits.dtype)
