@@ -209,6 +209,14 @@ def sampling(config: Config) -> list[str]:
     return [*(cell.label for cell in CELLS if cell.alpha > 0), *config.train_estimators]
 
 
+def trained_tau(method: str, tau: float, config: Config) -> float:
+    """The training temperature a method's run at ``tau`` is recorded under: the first of the
+    grid for the methods that tau does not change (the exact gradient, rloo), trained once."""
+    uses_tau = method != EXACT and (method in CELL_BY_LABEL
+                                    or gk.ESTIMATORS[method].uses_tau)
+    return tau if uses_tau else config.train_taus[0]
+
+
 def _seeds(config: Config) -> list[int]:
     return [*range(config.seeds),
             *(VALIDATION_OFFSET + s for s in range(config.validation_seeds))]
@@ -357,7 +365,8 @@ class ExpectedLoss(LabExperiment):
         keys += [{"part": "training", "instance": instance, "tau": tau,
                   "objective": objective, "method": method}
                  for instance in INSTANCES for tau in config.train_taus
-                 for objective in OBJECTIVES for method in methods(config)]
+                 for objective in OBJECTIVES for method in methods(config)
+                 if tau == trained_tau(method, tau, config)]
         return keys
 
     def run(self, config: Config, key: dict, device: torch.device) -> dict:
@@ -402,7 +411,8 @@ class ExpectedLoss(LabExperiment):
         """One grid cell: final gaps, entropies, the comparisons and the factorial contrasts."""
         objectives = {}
         for objective in OBJECTIVES:
-            runs = {m: training[instance, tau, loss, objective, m] for m in methods(config)}
+            runs = {m: training[instance, trained_tau(m, tau, config), loss, objective, m]
+                    for m in methods(config)}
             final = {m: r["gap"] for m, r in runs.items()}
             noisy, plain = ({b: final[Cell(a, b).label] for b in BACKWARDS} for a in (1.0, 0.0))
             best = min(sampling(config), key=lambda m: float(np.mean(runs[m]["validation_gap"])))
