@@ -420,7 +420,9 @@ def add_sweep_options(parser: argparse.ArgumentParser, out: str) -> None:
     parser.add_argument("--out", default=out, help=f"output directory (default {out}); its "
                         "results.json is strict JSON, where null stands for a number that is "
                         "not finite (NaN or infinite)")
-    parser.add_argument("--full", action="store_true", help="paper-scale budgets (hours)")
+    parser.add_argument("--full", action="store_true",
+                        help="the larger budget: >= 20 seeds, longer training, more draws "
+                             "(its measured time is in the README)")
     parser.add_argument("--smoke", action="store_true", help="seconds-long budgets, for testing")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     group = parser.add_argument_group("where the runs compute")

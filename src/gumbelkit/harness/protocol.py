@@ -109,8 +109,8 @@ class ExperimentConfig:
     """Base of every experiment's configuration: the defaults are the quick budget.
 
     Subclasses are dataclasses whose fields are the experiment's fixed choices (declare them with
-    :func:`option` to give the command line a help text); ``full()`` returns the paper-scale
-    version and ``tiny()`` a seconds-long one for the smoke tests.
+    :func:`option` to give the command line a help text); ``full()`` returns the larger
+    budget (more seeds, steps and draws) and ``tiny()`` a seconds-long one for the smoke tests.
     """
 
     @classmethod

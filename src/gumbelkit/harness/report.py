@@ -27,8 +27,8 @@ from .protocol import Claim, Figure, Table, Verdict
 from .statistics import Decision, Interval
 
 __all__ = ["Bullets", "ClaimsTable", "Document", "Paragraph", "Section", "format_cell",
-           "markdown_blocks", "markdown_table", "meta_line", "sections_from_results",
-           "to_jsonable", "write_report"]
+           "markdown_blocks", "markdown_cell", "markdown_table", "meta_line",
+           "sections_from_results", "to_jsonable", "write_report"]
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
@@ -189,14 +189,15 @@ def markdown_blocks(blocks: list[Block], link: str = "#") -> list[str]:
         else:
             out += ["| who | claim | verdict | deciding number | evidence |",
                     "|---|---|---|---|---|"]
-            out += [f"| {claim.source} | {_cell(_shown(claim.quote))} | "
-                    f"**{_badge(verdict)[0]}** | {_cell(_number(verdict))} | "
+            out += [f"| {claim.source} | {markdown_cell(_shown(claim.quote))} | "
+                    f"**{_badge(verdict)[0]}** | {markdown_cell(_number(verdict))} | "
                     f"[{sid}]({link}{sid.lower()}) |" for sid, claim, verdict in block.rows]
             out.append("")
     return out
 
 
-def _cell(text: str) -> str:
+def markdown_cell(text: str) -> str:
+    """``text`` as one cell of a Markdown table (pipes escaped, on one line)."""
     return text.replace("|", "\\|").replace("\n", " ")
 
 

@@ -59,6 +59,22 @@ def across(by_cell: Mapping[str, Decision]) -> tuple[Decision, str]:
     return decision, where
 
 
+def logit_grid(config: ExperimentConfig) -> list[dict]:
+    """The runs over the grid of logits: one per seed in each cell of ``config.categories``
+    (K) x ``config.scales`` (the logits' confidence)."""
+    return [{"categories": k, "scale": scale, "seed": seed} for k in config.categories
+            for scale in config.scales for seed in range(config.seeds)]
+
+
+def by_logit_cell(results: list[tuple[dict, dict]]) -> dict[str, list[dict]]:
+    """The results of :func:`logit_grid`'s runs, grouped by their cell (named ``"K=10,
+    scale=0.5"``), in the order of the runs."""
+    grouped: dict[str, list[dict]] = {}
+    for key, result in results:
+        grouped.setdefault(f"K={key['categories']}, scale={key['scale']:g}", []).append(result)
+    return grouped
+
+
 class LabExperiment(Experiment):
     """An experiment of the lab: :func:`check_fields` runs before any of its runs."""
 

@@ -71,7 +71,7 @@ class Config(ExperimentConfig):
 
     @classmethod
     def full(cls) -> Config:
-        return cls(seeds=20, items=(2, 5, 20, 100), steps=2000, test_sets=20_000)
+        return cls(seeds=20, steps=800, test_sets=10_000)
 
     @classmethod
     def tiny(cls) -> Config:

@@ -65,7 +65,7 @@ class Config(ExperimentConfig):
 
     @classmethod
     def full(cls) -> Config:
-        return cls(seeds=20, gates=14, steps=2000, gradient_draws=4000)
+        return cls(seeds=20, steps=1500, gradient_draws=2000)
 
     @classmethod
     def tiny(cls) -> Config:

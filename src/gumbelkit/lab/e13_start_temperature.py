@@ -53,7 +53,7 @@ class Config(ExperimentConfig):
 
     @classmethod
     def full(cls) -> Config:
-        return cls(seeds=20, steps=3000)
+        return cls(seeds=20, steps=1500)
 
     @classmethod
     def tiny(cls) -> Config:

@@ -66,7 +66,7 @@ from ..harness.statistics import (
     mean_interval,
     paired_difference,
 )
-from .base import LabExperiment, across
+from .base import LabExperiment, across, by_logit_cell, logit_grid
 
 # pre-registered: a search that finds sequences less than 0.01 nats more probable (1% in
 # probability) than greedy search's gains nothing worth keeping k prefixes for
@@ -97,15 +97,12 @@ class Config(ExperimentConfig):
 
     @classmethod
     def full(cls) -> Config:
-        return cls(seeds=20, models=32, draws=200_000)
+        return cls(seeds=20, models=32, draws=50_000)
 
     @classmethod
     def tiny(cls) -> Config:
         return cls(seeds=2, categories=(10,), scales=(4.0,), models=2, draws=600, calls=3)
 
-
-def cell_name(categories: int, scale: float) -> str:
-    return f"K={categories}, scale={scale:g}"
 
 
 def sequence_log_probs(initial: torch.Tensor, transition: torch.Tensor, length: int
@@ -243,8 +240,7 @@ class BeamSearch(LabExperiment):
                 "interval within the margin. Tables: means [95% t intervals] over seeds.")
 
     def runs(self, config: Config) -> list[dict]:
-        return [{"categories": k, "scale": scale, "seed": seed} for k in config.categories
-                for scale in config.scales for seed in range(config.seeds)]
+        return logit_grid(config)
 
     def run(self, config: Config, key: dict, device: torch.device) -> dict:
         size, k, seed = key["categories"], config.beam, key["seed"]
@@ -301,9 +297,7 @@ class BeamSearch(LabExperiment):
         }
 
     def summarize(self, config: Config, results: list[tuple[dict, dict]]) -> dict:
-        grouped: dict[str, list[dict]] = {}
-        for key, result in results:
-            grouped.setdefault(cell_name(key["categories"], key["scale"]), []).append(result)
+        grouped = by_logit_cell(results)
         tests = config.beam + 1
         threshold = (1 - level()) / (len(results) * tests)  # Bonferroni: tests, seeds, cells
         cells = {}

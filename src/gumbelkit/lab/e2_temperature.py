@@ -51,7 +51,7 @@ from ..harness.statistics import (
     median_interval,
     paired_difference,
 )
-from .base import LabExperiment, across
+from .base import LabExperiment, across, by_logit_cell, logit_grid
 
 ONE_HOT_TOL = 0.05  # "near one-hot": mean 1 - max coordinate below this
 UNIFORM_TOL = 0.05  # "near uniform": normalised distance to the uniform vector below this
@@ -99,8 +99,7 @@ class Config(ExperimentConfig):
 
     @classmethod
     def full(cls) -> Config:
-        return cls(seeds=20, draws=50_000, categories=(2, 5, 10, 100, 1000),
-                   scales=(0.5, 1.0, 2.0, 4.0, 8.0), gradient_draws=1000,
+        return cls(seeds=20, draws=20_000, gradient_draws=1000,
                    taus=tuple(float(t) for t in np.round(np.logspace(-2, 2, 9), 6)))
 
     @classmethod
@@ -108,9 +107,6 @@ class Config(ExperimentConfig):
         return cls(seeds=2, draws=300, categories=(2, 10), scales=(1.0,), taus=(0.01, 1.0, 100.0),
                    gradient_draws=20)
 
-
-def _cell(categories: int, scale: float) -> str:
-    return f"K={categories}, scale={scale:g}"
 
 
 def _exactly_one_hot(y: torch.Tensor) -> float:
@@ -194,8 +190,7 @@ class TemperatureLimits(LabExperiment):
                 "interval lies within it.")
 
     def runs(self, config: Config) -> list[dict]:
-        return [{"categories": k, "scale": scale, "seed": seed} for k in config.categories
-                for scale in config.scales for seed in range(config.seeds)]
+        return logit_grid(config)
 
     def run(self, config: Config, key: dict, device: torch.device) -> dict:
         k, seed = key["categories"], key["seed"]
@@ -214,9 +209,7 @@ class TemperatureLimits(LabExperiment):
         return {"by_tau": by_tau}
 
     def summarize(self, config: Config, results: list[tuple[dict, dict]]) -> dict:
-        grouped: dict[str, list[dict]] = {}
-        for key, result in results:
-            grouped.setdefault(_cell(key["categories"], key["scale"]), []).append(result)
+        grouped = by_logit_cell(results)
         taus = [f"{t:g}" for t in config.taus]
         low, high = taus[0], taus[-1]
         cells = {}

@@ -111,7 +111,7 @@ class Config(ExperimentConfig):
 
     @classmethod
     def full(cls) -> Config:
-        return cls(seeds=20, validation_seeds=20, n_draws=2000, steps=2000,
+        return cls(seeds=20, validation_seeds=20, n_draws=200, steps=1000,
                    taus=tuple(float(t) for t in np.round(np.logspace(-1, 1, 9), 6)))
 
     @classmethod

@@ -57,11 +57,8 @@ class Config(ExperimentConfig, vae.VAERecipe):
 
     @classmethod
     def full(cls) -> Config:
-        return cls(seeds=20, codes=("20x10", "30x2"), estimators=("softmax", "gs", "st-gs"),
-                   taus=(0.5, 1.0, 2.0),
-                   hidden=(512, 256), downsample=1, steps=20_000, short_steps=5_000, lr=1e-3,
-                   test_size=5_000,
-                   validation_size=5_000, iw_samples=1000, shown_samples=25)
+        return cls(seeds=20, estimators=("softmax", "gs", "st-gs"), steps=1500,
+                   short_steps=1000, test_size=2000, validation_size=1000, iw_samples=200)
 
     @classmethod
     def tiny(cls) -> Config:

@@ -133,9 +133,8 @@ class Config(ExperimentConfig):
 
     @classmethod
     def full(cls) -> Config:
-        return cls(seeds=20, validation_seeds=10, estimators=("reinmax", "gr"),
-                   taus=(0.25, 0.5, 1.0, 2.0), steps=1500, batch=128, eval_samples=4000,
-                   energy_points=1000)
+        return cls(seeds=20, validation_seeds=6, steps=1000, eval_samples=2000,
+                   energy_points=600)
 
     @classmethod
     def tiny(cls) -> Config:

@@ -75,8 +75,7 @@ class Config(ExperimentConfig):
 
     @classmethod
     def full(cls) -> Config:
-        return cls(seeds=20, taus=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0), steps=3000,
-                   vocabularies=(8, 32, 256))
+        return cls(seeds=20, taus=(0.1, 0.25, 0.5, 1.0), steps=1000)
 
     @classmethod
     def tiny(cls) -> Config:

@@ -97,8 +97,7 @@ class Config(ExperimentConfig):
 
     @classmethod
     def full(cls) -> Config:
-        return cls(seeds=48, validation_seeds=16, steps=1000, warmup=200, hidden=128,
-                   taus=(0.1, 0.2, 0.5, 1.0, 2.0, 3.0, 5.0))
+        return cls(seeds=40, validation_seeds=12, steps=600, warmup=200)
 
     @classmethod
     def tiny(cls) -> Config:

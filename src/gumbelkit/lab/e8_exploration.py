@@ -85,8 +85,7 @@ class Config(ExperimentConfig):
 
     @classmethod
     def full(cls) -> Config:
-        return cls(seeds=512, validation_seeds=256, steps=1000, explore_steps=300,
-                   taus=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0))
+        return cls(seeds=512, validation_seeds=192, steps=1000, explore_steps=300)
 
     @classmethod
     def tiny(cls) -> Config:

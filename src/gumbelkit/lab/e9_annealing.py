@@ -86,10 +86,8 @@ class Config(ExperimentConfig, vae.VAERecipe):
 
     @classmethod
     def full(cls) -> Config:
-        return cls(seeds=20, validation_seeds=10, codes=("20x10", "30x2"),
-                   estimators=("gs", "st-gs"), taus=(0.25, 0.5, 1.0, 2.0), hidden=(512, 256),
-                   downsample=1, steps=20_000, lr=1e-3, test_size=5_000, validation_size=5_000,
-                   anneal_every=500, iw_samples=100)
+        return cls(seeds=20, validation_seeds=6, steps=1600, anneal_every=100,
+                   test_size=2000, validation_size=1000, iw_samples=50)
 
     @classmethod
     def tiny(cls) -> Config:
