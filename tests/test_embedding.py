@@ -69,12 +69,30 @@ def small_tiles(monkeypatch):
 @pytest.mark.parametrize("shape,dim,chunk", LAYOUTS, ids=str)
 def test_equals_the_composition_for_the_same_noise(small_tiles, shape, dim, chunk, mode, dtype,
                                                    noise):
+    check_against_the_composition(shape, dim, chunk, mode, dtype, noise, "cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("noise", NOISES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("mode", ["gs", "st-gs", "reinmax"])
+@pytest.mark.parametrize("shape,dim,chunk", LAYOUTS[:3], ids=str)
+def test_on_a_gpu_equals_the_composition_and_portable_noise_is_the_cpu_s(
+        small_tiles, shape, dim, chunk, mode, dtype, noise):
+    """The same checks on CUDA tensors; the portable noise drawn there is compared bit for bit
+    with the CPU's (``portable_gumbel`` on the CPU, below)."""
+    check_against_the_composition(shape, dim, chunk, mode, dtype, noise, "cuda")
+
+
+def check_against_the_composition(shape, dim, chunk, mode, dtype, noise, device):
+    """Forward and gradients of gk.soft_embedding on ``device`` against the float64 oracle with
+    the same noise, within :func:`tolerance`; hard samples exactly the sampled table row."""
     size = shape[dim]
-    logits = (2 * torch.randn(shape, generator=gen(1), dtype=torch.float64)).to(dtype)
-    weight = torch.randn(size, 5, generator=gen(2), dtype=torch.float64).to(dtype)
+    logits = (2 * torch.randn(shape, generator=gen(1), dtype=torch.float64)).to(device, dtype)
+    weight = torch.randn(size, 5, generator=gen(2), dtype=torch.float64).to(device, dtype)
     tau_shape = list(shape)
     tau_shape[dim] = 1
-    tau = (0.5 + torch.rand(tau_shape, generator=gen(3), dtype=torch.float64)).to(dtype)
+    tau = (0.5 + torch.rand(tau_shape, generator=gen(3), dtype=torch.float64)).to(device, dtype)
     leaves = [t.clone().requires_grad_(True) for t in (logits, weight, tau)]
     out = gk.soft_embedding(leaves[0], leaves[1], leaves[2], estimator=mode, dim=dim,
                             generator=gen(4), noise=noise, chunk_size=chunk)
@@ -84,15 +102,16 @@ def test_equals_the_composition_for_the_same_noise(small_tiles, shape, dim, chun
     wide = [t.detach().double().requires_grad_(t.requires_grad) for t in leaves]
     moved = wide[0].movedim(dim, -1)
     g = drawn.double().movedim(dim, -1)
-    if noise == "portable":  # whatever the tiling
-        assert torch.equal(g, portable_gumbel(moved.shape, seed_of(4), dtype=drawn.dtype).double())
+    if noise == "portable":  # whatever the tiling and the device
+        cpu_noise = portable_gumbel(moved.shape, seed_of(4), dtype=drawn.dtype)
+        assert torch.equal(g.cpu(), cpu_noise.double())
     ref = oracle(moved, wide[1], wide[2].movedim(dim, -1), mode, g)
     scores = (moved + g) / wide[2].movedim(dim, -1)
     if mode == "gs":
         assert (out.double() - ref).abs().max() <= tolerance(dtype, scores, ref)
     else:  # the table's row of the sampled category, exactly
         assert torch.equal(out.double(), ref)
-    grad = torch.randn(out.shape, generator=gen(5), dtype=torch.float64).to(dtype)
+    grad = torch.randn(out.shape, generator=gen(5), dtype=torch.float64).to(device, dtype)
     out.backward(grad)
     ref.backward(grad.double())
     for mine, theirs in zip(leaves, wide, strict=True):

@@ -80,3 +80,28 @@ def test_masked_categories_are_never_sampled_and_bad_input_is_refused():
     with pytest.raises(ValueError, match="tokens"):
         verify_gumbel_max(torch.zeros(2, 3), 0, torch.zeros(3, dtype=torch.int64))
     assert gk.portable.portable_gumbel_max is portable_gumbel_max
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_a_gpu_the_uniforms_and_the_samples_are_the_cpu_s():
+    """The key's hash is integer arithmetic: its uniforms are the CPU's bit for bit on a GPU.
+    The two logarithms come from each device's math library, correctly rounded to within an ulp
+    or two in float64, so G may differ there in its last bits (allowed: 4 ulp of |G| <= 37.4);
+    the Gumbel-max indices, compared in float64, are the CPU's, and verify on either device."""
+    from gumbelkit.portable import _uniform
+
+    positions = torch.tensor([0, 5, 2**33 + 1, 2**40])
+    categories = torch.arange(50257).unsqueeze(0)
+    for seed in (0, 11, 2**40 + 3):
+        on_cpu = _uniform(seed, positions.unsqueeze(1), categories)
+        on_gpu = _uniform(seed, positions.cuda().unsqueeze(1), categories.cuda())
+        assert torch.equal(on_gpu.cpu(), on_cpu)
+        noise = portable_gumbel((4, 50257), seed, positions=positions, dtype=torch.float64)
+        gpu_noise = portable_gumbel((4, 50257), seed, positions=positions.cuda(),
+                                    dtype=torch.float64, device="cuda").cpu()
+        assert (gpu_noise - noise).abs().max() <= 4 * torch.finfo(torch.float64).eps * 37.4
+    logits = 3 * torch.randn(256, 50257, generator=torch.Generator().manual_seed(5))
+    tokens = portable_gumbel_max(logits, 11)
+    assert torch.equal(portable_gumbel_max(logits.cuda(), 11).cpu(), tokens)
+    assert bool(verify_gumbel_max(logits.cuda(), 11, tokens.cuda()).all())
+    assert not bool(verify_gumbel_max(logits.cuda(), 11, (tokens.cuda() + 1) % 50257).any())
