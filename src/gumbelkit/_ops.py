@@ -98,23 +98,34 @@ def short_rows(x: torch.Tensor, dim: int) -> bool:
             and x.numel() >= 4 * SHORT_ROW * SHORT_ROW)
 
 
-class _ContiguousGradient(torch.autograd.Function):
-    """The identity, whose gradient is made contiguous (the transposed softmax's would not be,
-    and code that views a gradient, ``grad.view(...)``, needs it to be)."""
+class _SoftmaxAcrossRows(torch.autograd.Function):
+    """``softmax(x, dim)`` over the transposed layout (:func:`short_rows`), contiguous; its
+    backward is ``J(y) g = y g - y <g, y>`` along ``dim`` (faster there than torch's softmax
+    backward, the same formula as the op's), contiguous, and differentiable again."""
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        return x.view_as(x)
+    def forward(x: torch.Tensor, dim: int) -> torch.Tensor:
+        return torch.softmax(x.movedim(dim, 0), 0).movedim(0, dim).contiguous()
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        pass
+        ctx.dim = inputs[1]
+        ctx.save_for_backward(output)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        return grad.contiguous()
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (y,) = ctx.saved_tensors
+        return softmax_backward_along_rows(grad, y, ctx.dim).contiguous(), None
+
+
+def softmax_backward_along_rows(grad: torch.Tensor, y: torch.Tensor, dim: int) -> torch.Tensor:
+    """The softmax's vector-Jacobian product ``J(y) g = y g - y <g, y>`` along ``dim``, in three
+    elementwise passes and a sum: on the CPU faster than torch's softmax backward for
+    :func:`short_rows`."""
+    product = grad * y
+    return torch.addcmul(product, y, product.sum(dim, keepdim=True), value=-1)
 
 
 def softmax(x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -122,9 +133,9 @@ def softmax(x: torch.Tensor, dim: int) -> torch.Tensor:
     values up to rounding; the result and its gradient contiguous)."""
     if not short_rows(x, dim):
         return torch.softmax(x, dim)
-    if x.requires_grad:
-        x = _ContiguousGradient.apply(x)
-    return torch.softmax(x.movedim(dim, 0), 0).movedim(0, dim).contiguous()
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _SoftmaxAcrossRows.apply(x, dim % x.dim())
+    return _SoftmaxAcrossRows.forward(x, dim % x.dim())
 
 
 def tempered_softmax(logits: torch.Tensor, tau: float | torch.Tensor, dim: int) -> torch.Tensor:

@@ -161,6 +161,26 @@ def test_eager_small_tensors_double_backward_float64():
     assert torch.autograd.gradgradcheck(soft, (x, tau))
 
 
+def test_the_softmax_across_short_rows_is_differentiable_twice_batched_and_contiguous():
+    """gumbelkit._ops.softmax on rows of fewer than 16 categories (its own autograd Function):
+    gradcheck and gradgradcheck in float64, vmap equal to the loop up to rounding, and a
+    contiguous gradient even for an expanded (stride 0) incoming gradient."""
+    from gumbelkit._ops import short_rows, softmax
+
+    x = torch.randn(200, 6, generator=gen(30), dtype=torch.float64, requires_grad=True)
+    assert short_rows(x, 1) and short_rows(x.t(), 0)
+    for dim, value in ((1, x), (0, x.t())):
+        assert torch.autograd.gradcheck(lambda v, d=dim: softmax(v, d), (value,))
+        assert torch.autograd.gradgradcheck(lambda v, d=dim: softmax(v, d), (value,))
+    (grad,) = torch.autograd.grad(softmax(x, 1), x, torch.ones(1, 6, dtype=x.dtype).expand(200, 6))
+    assert grad.is_contiguous()
+    torch.testing.assert_close(grad, torch.zeros_like(grad), atol=1e-15, rtol=0)  # sum is 1
+    batch = torch.randn(3, 200, 6, generator=gen(31), dtype=torch.float64)
+    eps = torch.finfo(torch.float64).eps  # batched kernels may round differently: 4 ulp
+    torch.testing.assert_close(torch.func.vmap(lambda v: softmax(v, 1))(batch),
+                               torch.stack([softmax(v, 1) for v in batch]), rtol=4 * eps, atol=0)
+
+
 def test_short_rows_take_the_transposed_softmax_with_the_same_values_and_gradients():
     """Fewer than 16 categories on many rows: the softmax runs across the rows (torch's CPU
     kernel is about 9x faster there) and the op's backward as y g - y <g, y>: both equal

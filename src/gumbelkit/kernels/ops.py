@@ -33,7 +33,7 @@ from types import SimpleNamespace
 
 import torch
 
-from .._ops import short_rows
+from .._ops import short_rows, softmax_backward_along_rows
 from . import backend_for, cpu, reference
 
 __all__ = ["gumbel_max", "gumbel_softmax"]
@@ -104,9 +104,7 @@ def _backward(ctx, grad: torch.Tensor | None, grad_soft: torch.Tensor | None):
     d_logits = d_tau = None
     if ctx.needs_input_grad[0]:
         if short_rows(y, dim):  # J(y) g = y g - y <g, y>, across the rows (see short_rows)
-            product = grad * y
-            d_logits = torch.addcmul(product, y, product.sum(dim, keepdim=True), value=-1)
-            d_logits = d_logits / tau_compute
+            d_logits = softmax_backward_along_rows(grad, y, dim) / tau_compute
         else:
             d_logits = torch._softmax_backward_data(grad, y, dim, y.dtype) / tau_compute
     if ctx.needs_input_grad[1]:

@@ -114,7 +114,7 @@ def budgets_block(quick: dict[str, Any], full: dict[str, Any], full_run: dict[st
     for key, (claim, verdict) in at_full.items():
         before = at_quick.get(key, (claim, None))[1]
         same += before is not None and before.decision is verdict.decision
-        rows.append(f"| {key[0]} | {claim.source}: {claim.summary} | "
+        rows.append(f"| {key[0]} | {markdown_cell(f'{claim.source}: {claim.summary}')} | "
                     f"{before.decision.value if before else 'not run'} | "
                     f"**{verdict.decision.value}** | {markdown_cell(verdict.number or '—')} |")
     lines = [BUDGETS_START, "", meta_line(full_run), "",
