@@ -415,6 +415,17 @@ def parse_settings(items: Sequence[str], experiments: dict[str, Experiment]
     return settings
 
 
+def add_timing_options(parser: argparse.ArgumentParser, name: str) -> None:
+    """``--device``, ``--threads`` and ``--out`` of the timing benchmarks (bench kernels, vocab)."""
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--threads", type=integer_at_least(1), default=1,
+                        help="torch CPU threads (default 1: on a shared 2-core machine two "
+                        "threads made single rounds 10-100x slower, see benchmarks/RESULTS.md)")
+    parser.add_argument("--out", default=f"bench-results/{name}",
+                        help=f"output directory (default bench-results/{name}); its JSON is "
+                        "strict, where null stands for a number that is not finite")
+
+
 def add_sweep_options(parser: argparse.ArgumentParser, out: str) -> None:
     """The options every sweep takes: output, budget, device and executor."""
     parser.add_argument("--out", default=out, help=f"output directory (default {out}); its "
@@ -505,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     kernel = benchmarks.add_parser(
         "kernels", help="Gumbel-max and Gumbel-Softmax (soft, hard, forward and backward) of "
         "gumbelkit against torch eager, torch.compile and a copy, in one process")
-    kernel.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    add_timing_options(kernel, "kernels")
     kernel.add_argument("--cases", type=comma_list(str), help="comma-separated ROWSxK:DTYPE "
                         "(dtype fp32, bf16 or fp16; default: the shapes of "
                         "benchmarks/RESULTS.md for the device)")
@@ -514,17 +525,11 @@ def build_parser() -> argparse.ArgumentParser:
     kernel.add_argument("--compile-cases", type=comma_list(str), help="cases also timed under "
                         "torch.compile (default on cuda: 4096x50257:bf16; on "
                         "cpu: every case but the VAE steps); an empty string for none")
-    kernel.add_argument("--threads", type=integer_at_least(1), default=1,
-                        help="torch CPU threads (default 1: on a shared 2-core machine two "
-                        "threads made single rounds 10-100x slower, see benchmarks/RESULTS.md)")
-    kernel.add_argument("--out", default="bench-results/kernels",
-                        help="output directory (default bench-results/kernels); its JSON is "
-                        "strict, where null stands for a number that is not finite")
     kernel.set_defaults(handler=bench_kernels_command)
     vocab = benchmarks.add_parser(
         "vocab", help="gk.soft_embedding against F.gumbel_softmax(logits) @ E (time, bytes "
         "held for backward, GPU peak) and the restricted samplers against plain torch")
-    vocab.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    add_timing_options(vocab, "vocab")
     vocab.add_argument("--cases", type=comma_list(str), help="comma-separated ROWSxVxD (default "
                        "on cpu: 512x50257x768,64x32000x256; on cuda: "
                        "4096x50257x768,4096x128256x4096)")
@@ -532,13 +537,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "ROWSxV for top_k, top_p and min_p (default 512x50257); an empty string "
                        "for none")
     vocab.add_argument("--dtype", default="fp32", help="fp32 (default), bf16 or fp16")
-    vocab.add_argument("--threads", type=integer_at_least(1), default=1,
-                       help="torch CPU threads (default 1, as bench kernels)")
     vocab.add_argument("--repeats", type=integer_at_least(1), default=5,
                        help="interleaved rounds on the CPU, the best one kept (default 5)")
-    vocab.add_argument("--out", default="bench-results/vocab",
-                       help="output directory (default bench-results/vocab); its JSON is "
-                       "strict, where null stands for a number that is not finite")
     vocab.set_defaults(handler=bench_vocab_command)
     merge = commands.add_parser(
         "merge-runs", help="add the run records (runs.sqlite) of other output directories to "

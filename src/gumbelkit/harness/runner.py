@@ -152,8 +152,7 @@ def _execute(store: RunStore, tasks: list[Task], executor: Executor,
     seconds = store.mean_seconds()
     weight = {eid: max(1, round(1000 * seconds.get(eid, DEFAULT_WEIGHT))) for eid in plans}
     # smoothing=0: the time left from the average speed since the start, not from the last few
-    # runs' (runs of one experiment can take 10x those of another: the lab --full's estimate
-    # swung between 1:06 and 1:43 hours with 30 minutes left)
+    # runs' (runs of one experiment can take 10x those of another, and the recent speed swings)
     bar = tqdm(total=sum(weight[t.experiment.id] for t in tasks), disable=not show_progress,
                file=sys.stderr, dynamic_ncols=True, smoothing=0,
                bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed} elapsed, "
