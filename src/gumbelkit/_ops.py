@@ -55,7 +55,8 @@ def portable() -> bool:
     graph is recorded for another runtime (``torch.export``, ``torch.jit.trace``, ONNX)."""
     if torch.compiler.is_compiling():
         return torch.compiler.is_exporting()
-    return torch._C._are_functorch_transforms_active() or torch.jit.is_tracing()
+    # torch.jit.is_tracing() without its Python frame: on every eager call, it counts
+    return torch._C._are_functorch_transforms_active() or torch._C._is_tracing()
 
 
 def tau_floor(dtype: torch.dtype) -> float:
@@ -94,8 +95,8 @@ def short_rows(x: torch.Tensor, dim: int) -> bool:
     (65536x10 float32, 1 thread: 10.2 ms, against 2.9 ms over the first dim of the transpose,
     the copy back to a contiguous result included; its backward 3.9 ms, against 1.0 ms for
     ``y g - y <g, y>`` along the rows: ``python scripts/measure_short_softmax.py``)."""
-    return (x.device.type == "cpu" and x.dim() > 1 and x.shape[dim] < SHORT_ROW
-            and x.numel() >= 4 * SHORT_ROW * SHORT_ROW)
+    return (x.dim() > 1 and x.shape[dim] < SHORT_ROW and x.numel() >= 4 * SHORT_ROW * SHORT_ROW
+            and x.device.type == "cpu")
 
 
 class _SoftmaxAcrossRows(torch.autograd.Function):

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from gumbelkit.bench.kernels import MODES, parse_case, run_kernels
 from gumbelkit.cli import main
@@ -42,14 +43,38 @@ def test_bench_kernels_rejects_bad_options(tmp_path):
 
 def test_bench_kernels_compile_and_vae_step(tmp_path):
     rows = run_kernels(tmp_path, cases=["4x6:fp32", "vae-4x2"], modes=["hard"],
-                       compile_cases=["4x6:fp32"], threads=1, repeats=2)
+                       compile_cases=["4x6:fp32"], threads=1, repeats=2, vae_rounds=8)
     kernel, step = rows
     assert kernel["compile_ms"] > 0 and kernel["compile_s"] > 0
     assert kernel["speedup_vs_compile"] == pytest.approx(kernel["compile_ms"]
                                                          / kernel["gumbelkit_ms"])
     assert step["case"] == "vae-4x2" and step["mode"] == "train-step"
     assert step["torch_ms"] > 0 and step["gumbelkit_ms"] > 0
+    assert step["speedup_low"] <= step["speedup_vs_torch"] <= step["speedup_high"]
     text = (tmp_path / "kernels-cpu.md").read_text()
     assert "| vae-4x2 | train-step |" in text and "Worst row against torch eager" in text
+    assert f"[{step['speedup_low']:.3f}, {step['speedup_high']:.3f}]" in text
     with pytest.raises(ValueError, match="vae-CxL"):
         run_kernels(tmp_path, cases=["vae-4"])
+
+
+def test_paired_rounds_alternate_the_order_and_time_each_call(monkeypatch):
+    """On a fake clock that the calls advance (the first by 2 s, the second by 1 s, except one
+    slow call of the first), each round's two times are exact."""
+    from gumbelkit.bench import kernels as bench_kernels
+
+    clock, order = [0.0], []
+
+    def call(name, seconds):
+        def run():
+            order.append(name)
+            clock[0] += seconds(len(order))
+        return run
+
+    monkeypatch.setattr(bench_kernels.time, "perf_counter", lambda: clock[0])
+    first = call("a", lambda n: 20.0 if n == 6 else 2.0)
+    second = call("b", lambda n: 1.0)
+    a, b = bench_kernels.paired_rounds([first, second], torch.device("cpu"), 9)
+    assert order[:2] == ["a", "b"]  # the warm-up
+    assert order[2:] == ["a", "b", "b", "a"] * 4 + ["a", "b"]
+    assert b.tolist() == [1.0] * 9 and sorted(a.tolist()) == [2.0] * 8 + [20.0]

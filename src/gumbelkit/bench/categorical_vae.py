@@ -57,6 +57,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,7 @@ from .estimators import check_estimators
 
 __all__ = ["CONFIGURATIONS", "ESTIMATORS", "EXPERIMENT", "SETTINGS", "THROUGHPUT", "Latent",
            "VAEBenchConfig", "exact_reconstruction", "gradient_diagnostic", "plain_train",
-           "throughput", "train"]
+           "throughput", "torch_sample", "train"]
 
 EXPERIMENT = "bench-vae"
 
@@ -334,19 +335,28 @@ def train(config: VAEBenchConfig, configuration: str, estimator: str, seed: int,
     }
 
 
+def torch_sample(logits: torch.Tensor, tau: float) -> torch.Tensor:
+    """``torch.nn.functional.gumbel_softmax(hard=True)`` (which draws from torch's global
+    generator): the sample of :func:`plain_train`."""
+    return F.gumbel_softmax(logits, tau=tau, hard=True)
+
+
 def plain_train(model: vae.CategoricalVAE, images: torch.Tensor, steps: int, tau: float,
-                optimizer: torch.optim.Optimizer, generator: torch.Generator) -> list[float]:
+                optimizer: torch.optim.Optimizer, generator: torch.Generator,
+                sample: Callable[[torch.Tensor, float], torch.Tensor] = torch_sample
+                ) -> list[float]:
     """The training of :func:`gumbelkit.workloads.vae.train` with ``st-gs``, in plain PyTorch.
 
     Only the model's ``nn.Sequential`` encoder and decoder and the batches are shared; the code,
-    the loss and the KL are written out as a PyTorch user would, with
-    ``torch.nn.functional.gumbel_softmax(hard=True)`` (which draws from torch's global generator).
+    the loss and the KL are written out as a PyTorch user would, with ``sample(logits, tau)``
+    as the one-hot sample and its gradient (default :func:`torch_sample`; ``gumbelkit bench
+    kernels`` swaps in ``gk.sample``).
     """
     latents, categories = model.latents, model.categories
     losses = []
     for batch in vae.minibatches(images, steps, vae.BATCH_SIZE, generator):
         logits = model.encoder(batch).view(-1, latents, categories)
-        z = F.gumbel_softmax(logits, tau=tau, hard=True)
+        z = sample(logits, tau)
         nll = F.binary_cross_entropy_with_logits(model.decoder(z.flatten(1)), batch,
                                                  reduction="none").sum(-1)
         log_q = torch.log_softmax(logits, -1)

@@ -21,7 +21,16 @@ run), excluded from ``compile_ms``. A ``vae-CxL`` case times one training step o
 categorical VAE of :mod:`gumbelkit.workloads.vae` (batch of 100 random images, L latents of C
 categories) with ``st-gs`` (:func:`gumbelkit.workloads.vae.train`, one step) against the same
 step in plain PyTorch with ``torch.nn.functional.gumbel_softmax(hard=True)``
-(:func:`gumbelkit.bench.categorical_vae.plain_train`), mode ``train-step``. The ``1x16`` case
+(:func:`gumbelkit.bench.categorical_vae.plain_train`), mode ``train-step``: one training step
+of the categorical VAE of :mod:`gumbelkit.workloads.vae` (batch of 100 random images, L latents
+of C categories, Adam) written in plain PyTorch, with gumbelkit's ``st-gs`` sample
+(``gk.sample``, the public function, validation included) against the same step with
+``torch.nn.functional.gumbel_softmax(hard=True)``: the two steps differ in the sample alone.
+Both train one model with one optimizer, in turn, so that they run on the same tensors in the
+same memory (two copies of a model timed with the same plain step differed by up to 2% on the
+project's CPU, as much as the sample's share of a step at 8x4), a fresh model every
+:data:`VAE_BLOCK` rounds. Their ratio is the median over :data:`VAE_ROUNDS` rounds of the two
+times of a round (:func:`paired_rounds`), with its distribution-free 95% interval. The ``1x16`` case
 is the time of a call with next to no work: the host overhead per call.
 
 Modes: ``index`` (the sampled index only), ``soft`` and ``hard`` (forward), ``soft+bwd`` and
@@ -48,15 +57,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from .. import kernels
+from ..expectation import sample
 from ..harness.executors import resolve_device, torch_threads
 from ..harness.protocol import Table
 from ..harness.report import markdown_table, to_jsonable, write_csv
 from ..harness.runner import machine_description
+from ..harness.statistics import median_interval
 from ..workloads import vae
 
 __all__ = ["CASES", "MODES", "run_kernels", "parse_case", "parse_vae_case"]
@@ -77,11 +89,16 @@ CASES = {
 COMPILED = {"cuda": ["4096x50257:bf16"],
             "cpu": [case for case in CASES["cpu"] if not case.startswith("vae-")]}
 VAE_MODE = "train-step"
+VAE_ROUNDS = 800  # paired rounds of the VAE steps (a step is milliseconds: about 15 s a case)
+# rounds on one model: after about 600 steps on random images Adam's state holds denormal
+# numbers and a step on this CPU takes twice as long (8.4 -> 16 ms at 8x4), for both samples
+VAE_BLOCK = 100
 MODES = ("index", "soft", "hard", "soft+bwd", "hard+bwd")
 PASSES = {"index": 1, "soft": 2, "hard": 2, "soft+bwd": 5, "hard+bwd": 5}
 COLUMNS = ("case", "mode", "torch_ms", "compile_ms", "compile_s", "gumbelkit_ms", "copy_ms",
-           "speedup_vs_torch", "speedup_vs_compile", "gumbelkit_bandwidth", "torch_bandwidth",
-           "torch_peak", "torch_held", "gumbelkit_peak", "gumbelkit_held")
+           "speedup_vs_torch", "speedup_low", "speedup_high", "speedup_vs_compile",
+           "gumbelkit_bandwidth", "torch_bandwidth", "torch_peak", "torch_held", "gumbelkit_peak",
+           "gumbelkit_held")
 
 
 def parse_vae_case(text: str) -> tuple[int, int]:
@@ -221,30 +238,60 @@ def measure_case(case: str, device: torch.device, modes: Sequence[str], compiled
     return rows
 
 
-def measure_vae_step(case: str, device: torch.device,
-                     time_calls: Callable[[Sequence[Callable[[], Any]]], list[float]], bar: tqdm
-                     ) -> dict[str, Any]:
-    """One training step of the categorical VAE with ``st-gs``: gumbelkit against plain
-    PyTorch (the same model, batch, optimizer and tau)."""
+def paired_rounds(calls: Sequence[Callable[[], Any]], device: torch.device, rounds: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The seconds of two calls timed in rounds, each round both, the order alternating (after
+    one warm-up call of each): the ratio of one round's two times cancels the drift of a shared
+    machine, which the best round of each does not."""
+    def timed(call: Callable[[], Any]) -> float:
+        start = time.perf_counter()
+        call()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start
+
+    first, second = calls
+    first(), second()
+    times = []
+    for round_ in range(rounds):
+        if round_ % 2:
+            b = timed(second)
+            times.append((timed(first), b))
+        else:
+            times.append((timed(first), timed(second)))
+    a, b = (np.asarray(column) for column in zip(*times, strict=True))
+    return a, b
+
+
+def measure_vae_step(case: str, device: torch.device, rounds: int, bar: tqdm) -> dict[str, Any]:
+    """One training step of the categorical VAE with ``st-gs``: the same plain-PyTorch step
+    with gumbelkit's sample (``gk.sample``) against torch's (``F.gumbel_softmax``), both
+    training one model with one optimizer, a fresh one every :data:`VAE_BLOCK` rounds."""
     from .categorical_vae import plain_train
 
     categories, latents = parse_vae_case(case)
     generator = torch.Generator(device=device).manual_seed(0)
     images = torch.rand(vae.BATCH_SIZE, 784, device=device, generator=generator)
+
+    def gumbelkit_sample(logits: torch.Tensor, tau: float) -> torch.Tensor:
+        return sample(logits, "st-gs", tau, generator=generator)
+
     torch.manual_seed(0)
-    models = {name: vae.CategoricalVAE(784, latents, categories).to(device)
-              for name in ("torch", "gumbelkit")}
-    models["gumbelkit"].load_state_dict(models["torch"].state_dict())
-    optimizers = {name: torch.optim.Adam(model.parameters(), lr=1e-3)
-                  for name, model in models.items()}
-    calls = [lambda: plain_train(models["torch"], images, 1, 1.0, optimizers["torch"],
-                                 generator),
-             lambda: vae.train(models["gumbelkit"], images, 1, "st-gs", 1.0,
-                               generator=generator, optimizer=optimizers["gumbelkit"])]
-    torch_ms, gumbelkit_ms = time_calls(calls)
+    blocks = []
+    for start in range(0, rounds, VAE_BLOCK):
+        model = vae.CategoricalVAE(784, latents, categories).to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        calls = [lambda m=model, o=optimizer: plain_train(m, images, 1, 1.0, o, generator),
+                 lambda m=model, o=optimizer: plain_train(m, images, 1, 1.0, o, generator,
+                                                          sample=gumbelkit_sample)]
+        blocks.append(paired_rounds(calls, device, min(VAE_BLOCK, rounds - start)))
+    torch_s, gumbelkit_s = (np.concatenate(times) for times in zip(*blocks, strict=True))
+    ratio = median_interval(torch_s / gumbelkit_s)
     bar.update(2)
-    return {"case": case, "mode": VAE_MODE, "torch_ms": torch_ms, "gumbelkit_ms": gumbelkit_ms,
-            "speedup_vs_torch": torch_ms / gumbelkit_ms}
+    return {"case": case, "mode": VAE_MODE, "torch_ms": 1e3 * float(np.median(torch_s)),
+            "gumbelkit_ms": 1e3 * float(np.median(gumbelkit_s)),
+            "speedup_vs_torch": ratio.estimate, "speedup_low": ratio.low,
+            "speedup_high": ratio.high}
 
 
 def worst(rows: Sequence[dict[str, Any]]) -> str:
@@ -265,12 +312,16 @@ def table(rows: Sequence[dict[str, Any]]) -> Table:
         peak = row.get(f"{name}_peak")
         return "" if peak is None else f"{peak:.2f} / {row[f'{name}_held']:.2f}"
 
+    def interval_cell(row: dict[str, Any]) -> str:
+        low = row.get("speedup_low")
+        return "" if low is None else f"[{low:.3f}, {row['speedup_high']:.3f}]"
+
     return Table(
         ["case", "mode", "torch", "compile", "compile s", "gumbelkit", "copy", "×torch",
-         "×compile", "gk bw", "torch bw", "torch peak/held", "gk peak/held"],
+         "×torch 95%", "×compile", "gk bw", "torch bw", "torch peak/held", "gk peak/held"],
         [[row["case"], row["mode"], row["torch_ms"], row.get("compile_ms"),
           row.get("compile_s"), row["gumbelkit_ms"], row.get("copy_ms"),
-          row["speedup_vs_torch"], row.get("speedup_vs_compile"),
+          row["speedup_vs_torch"], interval_cell(row), row.get("speedup_vs_compile"),
           row.get("gumbelkit_bandwidth"), row.get("torch_bandwidth"),
           memory_cell(row, "torch"), memory_cell(row, "gumbelkit")] for row in rows])
 
@@ -278,10 +329,12 @@ def table(rows: Sequence[dict[str, Any]]) -> Table:
 def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
     return "\n".join([
         f"# Kernel benchmark ({meta['device']})", "",
-        "Milliseconds (GPU: median of CUDA events; CPU: the best interleaved round); speed-ups "
-        "are torch's (or torch.compile's) time over gumbelkit's; bandwidth is the fewest bytes "
-        "the mode must move per second, as a fraction of a copy's; memory is in multiples of the "
-        "logits' size (peak during a forward with gradients, held after it).", "",
+        "Milliseconds (GPU: median of CUDA events; CPU: the best interleaved round; the VAE "
+        "steps: the median round); speed-ups are torch's (or torch.compile's) time over "
+        "gumbelkit's (the VAE steps: the median ratio of a round, with its 95% interval); "
+        "bandwidth is the fewest bytes the mode must move per second, as a fraction of a copy's; "
+        "memory is in multiples of the logits' size (peak during a forward with gradients, held "
+        "after it).", "",
         markdown_table(table(rows)), "",
         f"Machine: {meta['machine']}. Command: `{meta['command']}`. Wall time "
         f"{meta['wall_seconds']:.0f} s. The gumbelkit column times gumbelkit.kernels, which the "
@@ -291,7 +344,7 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
 
 def run_kernels(out: str | Path, device: str = "cpu", cases: Sequence[str] | None = None,
                 modes: Sequence[str] = MODES, compile_cases: Sequence[str] | None = None,
-                threads: int | None = None, repeats: int = 15,
+                threads: int | None = None, repeats: int = 15, vae_rounds: int = VAE_ROUNDS,
                 command: str | None = None) -> list[dict[str, Any]]:
     """Time every case and mode, write ``kernels-<device>.md``, ``.csv`` and ``.json`` under
     ``out``, and return the rows. ``compile_cases`` are also timed under ``torch.compile``."""
@@ -316,7 +369,7 @@ def run_kernels(out: str | Path, device: str = "cpu", cases: Sequence[str] | Non
         time_calls = timer(resolved, repeats)
         for case in cases:
             if case.startswith("vae-"):
-                rows.append(measure_vae_step(case, resolved, time_calls, bar))
+                rows.append(measure_vae_step(case, resolved, vae_rounds, bar))
             else:
                 rows += measure_case(case, resolved, modes, case in compile_cases, time_calls,
                                      bar)
