@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torch.autograd import forward_ad
 
 
 def compute_dtype(tensor: torch.Tensor) -> torch.dtype:
@@ -50,13 +51,16 @@ def tracing() -> bool:
 
 
 def portable() -> bool:
-    """Whether the work must be written in plain PyTorch operations (no gumbelkit custom op):
-    under torch.func transforms (whose autograd rules custom ops do not serve) and while a
-    graph is recorded for another runtime (``torch.export``, ``torch.jit.trace``, ONNX)."""
+    """Whether the work must be written in plain PyTorch operations (no gumbelkit custom op, no
+    C++ kernel): under torch.func transforms (whose autograd rules custom ops do not serve), in
+    forward-mode AD (``torch.autograd.forward_ad``: the ops and the C++ kernels have no forward
+    derivative, and their outputs would silently carry no tangent) and while a graph is
+    recorded for another runtime (``torch.export``, ``torch.jit.trace``, ONNX)."""
     if torch.compiler.is_compiling():
         return torch.compiler.is_exporting()
     # torch.jit.is_tracing() without its Python frame: on every eager call, it counts
-    return torch._C._are_functorch_transforms_active() or torch._C._is_tracing()
+    return (torch._C._are_functorch_transforms_active() or torch._C._is_tracing()
+            or forward_ad._current_level >= 0)
 
 
 def tau_floor(dtype: torch.dtype) -> float:

@@ -15,10 +15,12 @@ reproduces their results; each op picks its kernel by the logits' device and dty
 - ``reference``: everything else, and everything while :func:`use_backend` ``("reference")`` is
   in force: :mod:`gumbelkit.kernels.reference`.
 
-Under ``torch.func`` transforms, ``torch.export``, ``torch.jit.trace`` and ONNX export the work
-is the reference path's plain PyTorch operations instead (:func:`gumbelkit._ops.portable`):
-torch.func's transforms differentiate custom ops only through their vmap rule, and a recorded
-graph is then one that any runtime can run (a uniform draw, two logarithms, a softmax). The
+Under ``torch.func`` transforms, forward-mode AD (``torch.autograd.forward_ad``),
+``torch.export``, ``torch.jit.trace`` and ONNX export the work is the reference path's plain
+PyTorch operations instead (:func:`gumbelkit._ops.portable`): torch.func's transforms
+differentiate custom ops only through their vmap rule, neither the ops nor the C++ kernels have
+a forward derivative, and a recorded graph is then one that any runtime can run (a uniform
+draw, two logarithms, a softmax). The
 paths draw different noise from the same seed, with the same law. In eager calls on the CPU path
 (not while ``torch.compile`` traces) the custom op's dispatch, tens of microseconds of host time
 per call, is skipped: a contiguous float32 or float64 tensor that fits one chunk (with one
