@@ -58,7 +58,19 @@ def portable() -> bool:
     recorded for another runtime (``torch.export``, ``torch.jit.trace``, ONNX)."""
     if torch.compiler.is_compiling():
         return torch.compiler.is_exporting()
-    # torch.jit.is_tracing() without its Python frame: on every eager call, it counts
+    return _transformed()
+
+
+def plain_eager() -> bool:
+    """Whether the code runs eagerly, outside every case of :func:`portable` and outside
+    ``torch.compile``: where the fixed-function fast paths (the C++ kernels) may run."""
+    return not torch.compiler.is_compiling() and not _transformed()
+
+
+def _transformed() -> bool:
+    """An eager call under a torch.func transform, forward-mode AD or a tracer (torch.jit.trace,
+    ONNX export); ``torch.jit.is_tracing()`` without its Python frame: on every eager call, it
+    counts."""
     return (torch._C._are_functorch_transforms_active() or torch._C._is_tracing()
             or forward_ad._current_level >= 0)
 
@@ -91,6 +103,7 @@ def floored(tau: float | torch.Tensor, dtype: torch.dtype) -> float | torch.Tens
 
 
 SHORT_ROW = 16  # categories below which torch's CPU softmax is faster across rows than along them
+SHORT_ROW_ENTRIES = 4 * SHORT_ROW * SHORT_ROW  # and the entries from which it pays
 
 
 def short_rows(x: torch.Tensor, dim: int) -> bool:
@@ -99,7 +112,7 @@ def short_rows(x: torch.Tensor, dim: int) -> bool:
     (65536x10 float32, 1 thread: 10.2 ms, against 2.9 ms over the first dim of the transpose,
     the copy back to a contiguous result included; its backward 3.9 ms, against 1.0 ms for
     ``y g - y <g, y>`` along the rows: ``python scripts/measure_short_softmax.py``)."""
-    return (x.dim() > 1 and x.shape[dim] < SHORT_ROW and x.numel() >= 4 * SHORT_ROW * SHORT_ROW
+    return (x.dim() > 1 and x.shape[dim] < SHORT_ROW and x.numel() >= SHORT_ROW_ENTRIES
             and x.device.type == "cpu")
 
 

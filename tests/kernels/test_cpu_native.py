@@ -1,9 +1,10 @@
 """The C++ CPU kernels (``gumbelkit.kernels.cpu_native``) against the Python CPU path they
-replace in eager calls: for the same generator state the same values bit for bit (forward, the
-gradient, NaN where a row is fully masked), the same draws from the generator, gradcheck and
-gradgradcheck in float64, in-place edits of the outputs, and the calls they leave to the Python
-path. Exact equality is the tolerance: both paths draw the same uniforms and round only in the
-same ATen calls (the logarithms, the softmax and its backward)."""
+replace in eager calls, in one chunk and in several: for the same generator state the same
+values bit for bit (forward, the gradient, NaN where a row is fully masked), the same draws
+from the generator, gradcheck and gradgradcheck in float64, in-place edits of the outputs, and
+the calls they leave to the Python path. Exact equality is the tolerance: both paths draw the
+same uniforms and round only in the same ATen calls (the logarithms, the softmax and its
+backward)."""
 
 import shutil
 import subprocess
@@ -14,17 +15,19 @@ import torch
 
 import gumbelkit as gk
 from gumbelkit import kernels
-from gumbelkit._ops import short_rows
-from gumbelkit.kernels import cpu, cpu_native
+from gumbelkit._ops import SHORT_ROW, SHORT_ROW_ENTRIES, short_rows
+from gumbelkit.kernels import cpu, cpu_native, ops
 from tests.stats import gen
 
 pytestmark = pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
                                 reason="no C++ compiler: the Python path serves every call")
 
-# along the rows; across short rows (the transposed softmax); trailing size-1 dims; one dim;
-# one category
-SHAPES = [((1, 16), 1), ((64, 16), 1), ((300, 10), 1), ((100, 8, 4), 2), ((5, 7, 1, 1), 1),
-          ((3,), 0), ((2000, 3), 1), ((6, 1), 1)]
+# along the rows; across short rows (the transposed softmax); long rows (ATen's maximum and
+# argmax); trailing size-1 dims; one dim; one category; either side of the 227 words of
+# mt19937 drawn without its whole state (a float takes one, a double two)
+SHAPES = [((1, 16), 1), ((64, 16), 1), ((300, 10), 1), ((100, 8, 4), 2), ((20, 300), 1),
+          ((3, 2000), 1), ((5, 7, 1, 1), 1), ((3,), 0), ((2000, 3), 1), ((6, 1), 1),
+          ((227,), 0), ((1, 228), 1), ((113,), 0), ((2, 57), 1)]
 DTYPES = [torch.float32, torch.float64]
 
 
@@ -36,12 +39,32 @@ def library():
 
 
 def python_path(logits, tau, hard, dim, generator):
-    return cpu.differentiable_gumbel_softmax(logits, tau, hard, dim,
-                                             kernels._seed(logits, generator))
+    """The Python CPU path: the one-chunk one, or the op's chunks beyond one chunk."""
+    seed = kernels._seed(logits, generator)
+    if cpu.fits_one_chunk(logits):
+        return cpu.differentiable_gumbel_softmax(logits, tau, hard, dim, seed)
+    return ops.gumbel_softmax(logits, tau, hard, dim, seed)[0]
 
 
 def native_path(library, logits, tau, hard, dim, generator):
-    return library.gumbel_softmax(logits, tau, hard, dim, short_rows(logits, dim), generator)
+    if cpu.fits_one_chunk(logits):
+        return library.gumbel_softmax(logits, tau, hard, dim, short_rows(logits, dim), generator)
+    return library.gumbel_softmax_chunks(logits, tau, hard, dim, short_rows(logits, dim),
+                                         SHORT_ROW, SHORT_ROW_ENTRIES, cpu.CHUNK, generator)
+
+
+def native_index(library, logits, dim, generator):
+    if cpu.fits_one_chunk(logits):
+        return library.gumbel_max(logits, dim, generator)
+    return library.gumbel_max_chunks(logits, dim, cpu.CHUNK, generator)
+
+
+@pytest.fixture(params=[None, 40, 1000], ids=["one-chunk", "chunks-of-40", "chunks-of-1000"])
+def chunk(request, monkeypatch):
+    """The default chunk, and chunks of a few rows (the last one shorter, across short rows
+    or not) that both paths take."""
+    if request.param is not None:
+        monkeypatch.setattr(cpu, "CHUNK", request.param)
 
 
 def assert_identical(a: torch.Tensor, b: torch.Tensor) -> None:
@@ -51,7 +74,7 @@ def assert_identical(a: torch.Tensor, b: torch.Tensor) -> None:
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("shape,dim", SHAPES, ids=str)
-def test_the_python_paths_values_and_gradients_bit_for_bit(library, shape, dim, dtype):
+def test_the_python_paths_values_and_gradients_bit_for_bit(library, chunk, shape, dim, dtype):
     x = (torch.randn(shape, generator=gen(1), dtype=torch.float64) * 3 + 100).to(dtype)
     grad = torch.randn(shape, generator=gen(2), dtype=torch.float64).to(dtype)
     tau = kernels._tau_tensor(0.7, x)
@@ -64,21 +87,22 @@ def test_the_python_paths_values_and_gradients_bit_for_bit(library, shape, dim, 
             results.append((y.detach(), d_x))
         for a, b in zip(*results, strict=True):
             assert_identical(a, b)
-    assert_identical(library.gumbel_max(x, dim, gen(4)),
+    assert_identical(native_index(library, x, dim, gen(4)),
                      cpu.gumbel_max(x, dim, kernels._seed(x, gen(4))))
 
 
-def test_masked_entries_and_a_fully_masked_row_as_the_python_path(library):
-    """With validation off a fully masked row gives NaN (soft and hard) and index 0, as the
+@pytest.mark.parametrize("categories", [12, 300])
+def test_masked_entries_and_a_fully_masked_row_as_the_python_path(library, chunk, categories):
+    """With validation off a fully masked row gives NaN soft samples and index 0, as the
     Python path and the reference do; masked entries are never drawn."""
-    x = torch.randn(50, 12, generator=gen(5))
+    x = torch.randn(50, categories, generator=gen(5))
     x[:, ::3] = -torch.inf
     x[7] = -torch.inf
     tau = kernels._tau_tensor(0.5, x)
     for hard in (False, True):
         assert_identical(native_path(library, x, tau, hard, 1, gen(6)),
                          python_path(x, tau, hard, 1, gen(6)))
-    index = library.gumbel_max(x, 1, gen(7))
+    index = native_index(library, x, 1, gen(7))
     assert_identical(index, cpu.gumbel_max(x, 1, kernels._seed(x, gen(7))))
     assert index[7] == 0 and (index[torch.arange(50) != 7] % 3 != 0).all()
 
@@ -145,11 +169,11 @@ def test_outputs_are_fresh_and_edited_in_place_like_torchs(library):
 
 def test_the_public_functions_take_it_and_leave_the_rest_to_the_python_path(library,
                                                                             monkeypatch):
-    """Contiguous float32/float64 CPU tensors of one chunk with one temperature that needs no
-    gradient take the C++ kernels; a tau with a gradient, a tau per entry, half precision, a
-    non-contiguous tensor or more than a chunk take the Python path."""
+    """Contiguous float32/float64 CPU tensors with one temperature that needs no gradient take
+    the C++ kernels, beyond one chunk too; a tau with a gradient, a tau per entry, half
+    precision or a non-contiguous tensor take the Python path."""
     calls = []
-    for name in ("gumbel_max", "gumbel_softmax"):
+    for name in cpu_native.OPS:
         original = getattr(library, name)
         monkeypatch.setattr(library, name, lambda *a, n=name, o=original: calls.append(n) or o(*a))
     x = torch.randn(6, 5, generator=gen(15))
@@ -164,9 +188,11 @@ def test_the_public_functions_take_it_and_leave_the_rest_to_the_python_path(libr
     gk.gumbel_softmax(x.half())
     gk.gumbel_softmax(x.t(), dim=0)
     gk.gumbel_max(x.t(), dim=0)
+    assert calls == []
     monkeypatch.setattr(cpu, "CHUNK", 8)
     gk.gumbel_softmax(x)
-    assert calls == []
+    gk.gumbel_max(x)
+    assert calls == ["gumbel_softmax_chunks", "gumbel_max_chunks"]
 
 
 def test_switched_off_or_not_built_the_python_path_serves_with_a_warning(monkeypatch):

@@ -23,13 +23,14 @@ a forward derivative, and a recorded graph is then one that any runtime can run 
 draw, two logarithms, a softmax). The
 paths draw different noise from the same seed, with the same law. In eager calls on the CPU path
 (not while ``torch.compile`` traces) the custom op's dispatch, tens of microseconds of host time
-per call, is skipped: a contiguous float32 or float64 tensor that fits one chunk (with one
-temperature that needs no gradient) goes to the C++ kernels of
-:mod:`gumbelkit.kernels.cpu_native`, one call of a few microseconds; where those are not built,
-or for other tensors, :func:`gumbel_max` calls the CPU kernel itself and :func:`gumbel_softmax`
-of a tensor that fits one chunk runs the kernel's operations under torch's autograd
-(:func:`gumbelkit.kernels.cpu.differentiable_gumbel_softmax`). The values are the op's, bit for
-bit, on all three. No validation happens here: the public functions validate first.
+per call, is skipped: a contiguous float32 or float64 tensor (with one temperature that needs
+no gradient) goes to the C++ kernels of :mod:`gumbelkit.kernels.cpu_native`, one call (of a
+few microseconds at small sizes) that takes the CPU path's chunks in one pass each; where those
+are not built, or for other tensors, :func:`gumbel_max` calls the CPU kernel itself and
+:func:`gumbel_softmax` of a tensor that fits one chunk runs the kernel's operations under
+torch's autograd (:func:`gumbelkit.kernels.cpu.differentiable_gumbel_softmax`). The values
+are the op's, bit for bit, on all three. No validation happens here: the public functions
+validate first.
 """
 
 from __future__ import annotations
@@ -41,7 +42,15 @@ from contextlib import contextmanager
 
 import torch
 
-from .._ops import compute_dtype, floored, portable, short_rows
+from .._ops import (
+    SHORT_ROW,
+    SHORT_ROW_ENTRIES,
+    compute_dtype,
+    floored,
+    plain_eager,
+    portable,
+    short_rows,
+)
 from . import cpu, cpu_native, reference
 
 __all__ = ["BACKENDS", "backend_for", "gumbel_max", "gumbel_softmax", "noise_generator",
@@ -90,14 +99,14 @@ def backend_for(logits: torch.Tensor, dim: int = -1, tau: torch.Tensor | None = 
 
 def _native(logits: torch.Tensor, dim: int, tau: torch.Tensor | None = None) -> bool:
     """An eager call that the C++ kernels serve (:mod:`gumbelkit.kernels.cpu_native`): a
-    contiguous float32 or float64 CPU tensor of one chunk, its categories along ``dim`` with only
-    size-1 dims after it, and (for Gumbel-Softmax) a temperature of one number, of the logits'
-    dtype, that needs no gradient. The checks are ordered and inlined for speed: at a few
-    microseconds a call, they are part of its time."""
+    contiguous float32 or float64 CPU tensor, its categories along ``dim`` with only size-1
+    dims after it, and (for Gumbel-Softmax) a temperature of one number, of the logits' dtype,
+    that needs no gradient. The checks are ordered and inlined for speed: at a few microseconds
+    a call, they are part of its time."""
     if (logits.dtype not in cpu_native.DTYPES or not logits.is_cpu
-            or not 0 < logits.numel() <= cpu.CHUNK or not logits.is_contiguous()
+            or logits.numel() == 0 or not logits.is_contiguous()
             or (dim != logits.dim() - 1 and logits.shape[dim + 1:].numel() != 1)
-            or _state["backend"] != "auto" or portable() or torch.compiler.is_compiling()):
+            or _state["backend"] != "auto" or not plain_eager()):
         return False
     if tau is not None and (tau.requires_grad or tau.numel() != 1 or tau.dtype != logits.dtype
                             or not tau.is_cpu):
@@ -151,7 +160,9 @@ def gumbel_max(logits: torch.Tensor, dim: int,
     Categorical(softmax(logits)) (Gumbel 1954)."""
     dim = dim % logits.dim()
     if _native(logits, dim):
-        return cpu_native.library().gumbel_max(logits, dim, generator)
+        if cpu.fits_one_chunk(logits):
+            return cpu_native.library().gumbel_max(logits, dim, generator)
+        return cpu_native.library().gumbel_max_chunks(logits, dim, cpu.CHUNK, generator)
     if logits.numel() == 0:  # reductions refuse empty dims, even with no rows
         return logits.new_empty(logits.shape[:dim] + logits.shape[dim + 1:], dtype=torch.int64)
     if portable():
@@ -174,8 +185,12 @@ def gumbel_softmax(logits: torch.Tensor, tau: float | torch.Tensor, hard: bool, 
         return reference.gumbel_softmax(logits, tau, hard, dim, generator)
     tau = _tau_tensor(tau, logits)
     if _native(logits, dim, tau):
-        return cpu_native.library().gumbel_softmax(logits, tau, hard, dim,
-                                                   short_rows(logits, dim), generator)
+        native = cpu_native.library()
+        if cpu.fits_one_chunk(logits):
+            return native.gumbel_softmax(logits, tau, hard, dim, short_rows(logits, dim),
+                                         generator)
+        return native.gumbel_softmax_chunks(logits, tau, hard, dim, short_rows(logits, dim),
+                                            SHORT_ROW, SHORT_ROW_ENTRIES, cpu.CHUNK, generator)
     if cpu.fits_one_chunk(logits) and _eager_cpu(logits, dim, tau):
         return cpu.differentiable_gumbel_softmax(logits, tau, hard, dim, _seed(logits, generator))
     sample, _ = ops.gumbel_softmax(logits, tau, hard, dim, _seed(logits, generator))

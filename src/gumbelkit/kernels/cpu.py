@@ -8,11 +8,12 @@ Here the noise is drawn and used chunk by chunk (``CHUNK`` entries, about 1 MiB 
 one scratch buffer: ``G = -log(-log U)`` in place, plus the shifted logits
 ``logits - max(logits)``, divided by tau, then the softmax (or the argmax) written straight into
 the result. These are the implementations of the custom ops of :mod:`gumbelkit.kernels.ops`,
-which register their gradient. In eager calls (:mod:`gumbelkit.kernels` decides) a tensor that
-fits one chunk goes to the C++ kernels of :mod:`gumbelkit.kernels.cpu_native` (the same values in
-one call), or, where they do not serve, to :func:`differentiable_gumbel_softmax`: the same
-operations under torch's own autograd, without the custom op's dispatch and its Python backward,
-which at small sizes are most of the time of a call.
+which register their gradient. In eager calls (:mod:`gumbelkit.kernels` decides) float32 and
+float64 tensors go to the C++ kernels of :mod:`gumbelkit.kernels.cpu_native`, which do this in
+one call with the same values, chunks and gradients; where they do not serve, a tensor that fits
+one chunk goes to :func:`differentiable_gumbel_softmax`: the same operations under torch's own
+autograd, without the custom op's dispatch and its Python backward, which at small sizes are
+most of the time of a call.
 
 Torch draws CPU uniforms on one thread, in order: the uniforms here are those of the generator
 seeded with ``seed`` (:func:`gumbelkit.kernels.reference.seeded`), in the reference path's

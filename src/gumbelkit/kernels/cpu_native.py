@@ -1,11 +1,11 @@
-"""The CPU kernels for tensors of one chunk in C++ (``cpu_native.cpp``), built on first use.
+"""The CPU kernels in C++ (``cpu_native.cpp``), built on first use.
 
 Eager calls of :func:`gumbelkit.kernels.gumbel_max` and :func:`gumbelkit.kernels.gumbel_softmax`
-on a contiguous float32 or float64 CPU tensor of at most :data:`gumbelkit.kernels.cpu.CHUNK`
-entries run these (with a temperature that is one number and needs no gradient): the values of
-the Python CPU path (:mod:`gumbelkit.kernels.cpu`) bit for bit, the same gradients, double
-backward included, in one call instead of a dozen tensor operations of about a microsecond each,
-which at such sizes were most of a call's time (``tests/kernels/test_cpu_native.py`` checks the
+on a contiguous float32 or float64 CPU tensor run these (with a temperature that is one number
+and needs no gradient): the values of the Python CPU path (:mod:`gumbelkit.kernels.cpu`) bit
+for bit, over its chunks, the same gradients, double backward included, in one call instead of
+a dozen tensor operations per chunk; at small sizes those operations' fixed costs, about a
+microsecond each, were most of a call's time (``tests/kernels/test_cpu_native.py`` checks the
 values; ``gumbelkit bench kernels`` times them).
 
 The extension is compiled once per machine, torch version and source with torch's JIT builder
@@ -31,6 +31,9 @@ __all__ = ["DTYPES", "SOURCE", "library"]
 
 SOURCE = Path(__file__).with_name("cpu_native.cpp")
 DTYPES = (torch.float32, torch.float64)
+# a tensor of one chunk, and (``_chunks``) one of several, with the chunk size and the rule of
+# gumbelkit._ops.short_rows as arguments
+OPS = ("gumbel_max", "gumbel_max_chunks", "gumbel_softmax", "gumbel_softmax_chunks")
 
 
 def _extension_name() -> str:
@@ -41,9 +44,8 @@ def _extension_name() -> str:
 
 @functools.cache
 def library() -> SimpleNamespace | None:
-    """The ops ``gumbel_max`` and ``gumbel_softmax`` of ``torch.ops.gumbelkit_cpu`` (their
-    default overloads), built and loaded on the first call; None where the extension is switched
-    off or cannot be built."""
+    """The ops :data:`OPS` of ``torch.ops.gumbelkit_cpu`` (their default overloads), built and
+    loaded on the first call; None where the extension is switched off or cannot be built."""
     if os.environ.get("GUMBELKIT_NATIVE", "1") == "0":
         return None
     try:
@@ -61,5 +63,4 @@ def library() -> SimpleNamespace | None:
                       RuntimeWarning, stacklevel=2)
         return None
     ops = torch.ops.gumbelkit_cpu
-    return SimpleNamespace(gumbel_max=ops.gumbel_max.default,
-                           gumbel_softmax=ops.gumbel_softmax.default)
+    return SimpleNamespace(**{name: getattr(ops, name).default for name in OPS})
