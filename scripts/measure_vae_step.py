@@ -1,7 +1,7 @@
 """Why ``gumbelkit bench kernels`` times its VAE steps as it does (benchmarks/RESULTS.md,
 "Kernels", CPU): three measurements of the categorical VAE's training step at C x L (batch of
 100 random images, Adam, one torch thread), each the median over paired rounds of the ratio of a
-round's two steps with its distribution-free 95% interval (``paired_rounds`` of
+round's two steps with its distribution-free 95% interval (``paired_ratios`` of
 :mod:`gumbelkit.bench.kernels`, ``median_interval`` of :mod:`gumbelkit.harness.statistics`):
 
 - ``copies``: the same plain-PyTorch step on two copies of one model (their tensors in other
@@ -23,11 +23,10 @@ import argparse
 import copy
 import time
 
-import numpy as np
 import torch
 
 from gumbelkit.bench.categorical_vae import plain_train
-from gumbelkit.bench.kernels import paired_rounds, parse_vae_case
+from gumbelkit.bench.kernels import paired_ratios, parse_vae_case
 from gumbelkit.expectation import sample
 from gumbelkit.harness.statistics import median_interval
 from gumbelkit.workloads import vae
@@ -68,14 +67,9 @@ def main() -> None:
         }
 
     torch.manual_seed(0)
-    for name in ("copies", "workload", "sample"):
-        ratios = []
-        for start in range(0, args.rounds, 100):  # a fresh model every 100 rounds, as the bench
-            calls = comparisons(*fresh())[name]
-            first, second = paired_rounds(calls, CPU, min(100, args.rounds - start))
-            ratios.append(first / second)
-        interval = median_interval(np.concatenate(ratios))
-        print(f"{args.case} {name}: first/second {interval.format(4)}")
+    for name in ("copies", "workload", "sample"):  # a fresh model every block, as the bench
+        first, second = paired_ratios(lambda n=name: comparisons(*fresh())[n], CPU, args.rounds)
+        print(f"{args.case} {name}: first/second {median_interval(first / second).format(4)}")
     model, optimizer = fresh()
     step = plain(model, optimizer)
     blocks = []

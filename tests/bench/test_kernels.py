@@ -78,3 +78,18 @@ def test_paired_rounds_alternate_the_order_and_time_each_call(monkeypatch):
     assert order[:2] == ["a", "b"]  # the warm-up
     assert order[2:] == ["a", "b", "b", "a"] * 4 + ["a", "b"]
     assert b.tolist() == [1.0] * 9 and sorted(a.tolist()) == [2.0] * 8 + [20.0]
+
+
+def test_paired_ratios_make_the_calls_again_every_block(monkeypatch):
+    """250 rounds in blocks of 100: the calls are made three times, the rounds concatenated."""
+    from gumbelkit.bench import kernels as bench_kernels
+
+    monkeypatch.setattr(bench_kernels, "VAE_BLOCK", 100)
+    made = []
+
+    def make_calls():
+        made.append(len(made))
+        return [lambda: None, lambda: None]
+
+    first, second = bench_kernels.paired_ratios(make_calls, torch.device("cpu"), 250)
+    assert made == [0, 1, 2] and first.shape == second.shape == (250,)

@@ -19,18 +19,15 @@ For each case (shape, dtype; the categories along the last dim) and mode, the ti
 ``compile_s`` is the seconds of the first call of the compiled function (compiling and one
 run), excluded from ``compile_ms``. A ``vae-CxL`` case times one training step of the
 categorical VAE of :mod:`gumbelkit.workloads.vae` (batch of 100 random images, L latents of C
-categories) with ``st-gs`` (:func:`gumbelkit.workloads.vae.train`, one step) against the same
-step in plain PyTorch with ``torch.nn.functional.gumbel_softmax(hard=True)``
-(:func:`gumbelkit.bench.categorical_vae.plain_train`), mode ``train-step``: one training step
-of the categorical VAE of :mod:`gumbelkit.workloads.vae` (batch of 100 random images, L latents
-of C categories, Adam) written in plain PyTorch, with gumbelkit's ``st-gs`` sample
-(``gk.sample``, the public function, validation included) against the same step with
-``torch.nn.functional.gumbel_softmax(hard=True)``: the two steps differ in the sample alone.
-Both train one model with one optimizer, in turn, so that they run on the same tensors in the
-same memory (two copies of a model timed with the same plain step differed by up to 2% on the
-project's CPU, as much as the sample's share of a step at 8x4), a fresh model every
-:data:`VAE_BLOCK` rounds. Their ratio is the median over :data:`VAE_ROUNDS` rounds of the two
-times of a round (:func:`paired_rounds`), with its distribution-free 95% interval. The ``1x16`` case
+categories, Adam) written in plain PyTorch (:func:`gumbelkit.bench.categorical_vae.plain_train`),
+mode ``train-step``, with gumbelkit's ``st-gs`` sample (``gk.sample``, the public function,
+validation included) against the same step with ``torch.nn.functional.gumbel_softmax(hard=True)``:
+the two steps differ in the sample alone. Both train one model with one optimizer, in turn, so
+that they run on the same tensors in the same memory (two copies of a model timed with the same
+plain step differ by a few percent either way, as much as the sample's share of a step at 8x4:
+``scripts/measure_vae_step.py``), a fresh model every :data:`VAE_BLOCK` rounds. Their ratio is
+the median over :data:`VAE_ROUNDS` rounds of the two times of a round (:func:`paired_ratios`),
+with its distribution-free 95% interval. The ``1x16`` case
 is the time of a call with next to no work: the host overhead per call.
 
 Modes: ``index`` (the sampled index only), ``soft`` and ``hard`` (forward), ``soft+bwd`` and
@@ -91,7 +88,7 @@ COMPILED = {"cuda": ["4096x50257:bf16"],
 VAE_MODE = "train-step"
 VAE_ROUNDS = 800  # paired rounds of the VAE steps (a step is milliseconds: about 15 s a case)
 # rounds on one model: after about 600 steps on random images Adam's state holds denormal
-# numbers and a step on this CPU takes twice as long (8.4 -> 16 ms at 8x4), for both samples
+# numbers and a step takes about twice as long, for both samples (scripts/measure_vae_step.py)
 VAE_BLOCK = 100
 MODES = ("index", "soft", "hard", "soft+bwd", "hard+bwd")
 PASSES = {"index": 1, "soft": 2, "hard": 2, "soft+bwd": 5, "hard+bwd": 5}
@@ -263,6 +260,16 @@ def paired_rounds(calls: Sequence[Callable[[], Any]], device: torch.device, roun
     return a, b
 
 
+def paired_ratios(make_calls: Callable[[], Sequence[Callable[[], Any]]], device: torch.device,
+                  rounds: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`paired_rounds` of the two calls ``make_calls()`` returns, made again every
+    :data:`VAE_BLOCK` rounds (for the VAE steps: a fresh model and optimizer), concatenated."""
+    blocks = [paired_rounds(make_calls(), device, min(VAE_BLOCK, rounds - start))
+              for start in range(0, rounds, VAE_BLOCK)]
+    first, second = (np.concatenate(times) for times in zip(*blocks, strict=True))
+    return first, second
+
+
 def measure_vae_step(case: str, device: torch.device, rounds: int, bar: tqdm) -> dict[str, Any]:
     """One training step of the categorical VAE with ``st-gs``: the same plain-PyTorch step
     with gumbelkit's sample (``gk.sample``) against torch's (``F.gumbel_softmax``), both
@@ -276,16 +283,15 @@ def measure_vae_step(case: str, device: torch.device, rounds: int, bar: tqdm) ->
     def gumbelkit_sample(logits: torch.Tensor, tau: float) -> torch.Tensor:
         return sample(logits, "st-gs", tau, generator=generator)
 
-    torch.manual_seed(0)
-    blocks = []
-    for start in range(0, rounds, VAE_BLOCK):
+    def steps() -> list[Callable[[], Any]]:
         model = vae.CategoricalVAE(784, latents, categories).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        calls = [lambda m=model, o=optimizer: plain_train(m, images, 1, 1.0, o, generator),
-                 lambda m=model, o=optimizer: plain_train(m, images, 1, 1.0, o, generator,
-                                                          sample=gumbelkit_sample)]
-        blocks.append(paired_rounds(calls, device, min(VAE_BLOCK, rounds - start)))
-    torch_s, gumbelkit_s = (np.concatenate(times) for times in zip(*blocks, strict=True))
+        return [lambda: plain_train(model, images, 1, 1.0, optimizer, generator),
+                lambda: plain_train(model, images, 1, 1.0, optimizer, generator,
+                                    sample=gumbelkit_sample)]
+
+    torch.manual_seed(0)
+    torch_s, gumbelkit_s = paired_ratios(steps, device, rounds)
     ratio = median_interval(torch_s / gumbelkit_s)
     bar.update(2)
     return {"case": case, "mode": VAE_MODE, "torch_ms": 1e3 * float(np.median(torch_s)),

@@ -185,12 +185,11 @@ def gumbel_softmax(logits: torch.Tensor, tau: float | torch.Tensor, hard: bool, 
         return reference.gumbel_softmax(logits, tau, hard, dim, generator)
     tau = _tau_tensor(tau, logits)
     if _native(logits, dim, tau):
-        native = cpu_native.library()
+        native, across = cpu_native.library(), short_rows(logits, dim)
         if cpu.fits_one_chunk(logits):
-            return native.gumbel_softmax(logits, tau, hard, dim, short_rows(logits, dim),
-                                         generator)
-        return native.gumbel_softmax_chunks(logits, tau, hard, dim, short_rows(logits, dim),
-                                            SHORT_ROW, SHORT_ROW_ENTRIES, cpu.CHUNK, generator)
+            return native.gumbel_softmax(logits, tau, hard, dim, across, generator)
+        return native.gumbel_softmax_chunks(logits, tau, hard, dim, across, SHORT_ROW,
+                                            SHORT_ROW_ENTRIES, cpu.CHUNK, generator)
     if cpu.fits_one_chunk(logits) and _eager_cpu(logits, dim, tau):
         return cpu.differentiable_gumbel_softmax(logits, tau, hard, dim, _seed(logits, generator))
     sample, _ = ops.gumbel_softmax(logits, tau, hard, dim, _seed(logits, generator))

@@ -31,10 +31,10 @@
 
 #include <array>
 #include <cmath>
-#include <type_traits>
 #include <limits>
 #include <mutex>
 #include <optional>
+#include <type_traits>
 
 namespace {
 
@@ -282,12 +282,13 @@ variable_list samples(const at::Tensor& logits, const at::Tensor& tau, bool hard
       }
       if (!soft.defined()) soft = at::empty(logits.sizes(), logits.options());
       if (!transposed.defined()) transposed = at::empty({K, chunks.per_chunk}, logits.options());
-      at::Tensor by_rows = n == chunks.per_chunk ? transposed
-                                                 : transposed.view(-1).narrow(0, 0, n * K);
+      // the divided values laid out (K, n): the softmax's input across the rows
+      at::Tensor by_category_in = n == chunks.per_chunk
+                                      ? transposed
+                                      : transposed.view(-1).narrow(0, 0, n * K).view({K, n});
       perturb_rows<scalar_t>(x + start * K, u.data_ptr<scalar_t>(), n, K, winner, t,
-                             by_rows.data_ptr<scalar_t>());
-      at::Tensor result =
-          at::cpu::_softmax(n == chunks.per_chunk ? by_rows : by_rows.view({K, n}), 0, false);
+                             by_category_in.data_ptr<scalar_t>());
+      at::Tensor result = at::cpu::_softmax(by_category_in, 0, false);
       const scalar_t* by_category = result.data_ptr<scalar_t>();
       scalar_t* out = soft.data_ptr<scalar_t>() + start * K;
       for (int64_t r = 0; r < n; ++r) {

@@ -9,8 +9,9 @@ microsecond each, were most of a call's time (``tests/kernels/test_cpu_native.py
 values; ``gumbelkit bench kernels`` times them).
 
 The extension is compiled once per machine, torch version and source with torch's JIT builder
-(``torch.utils.cpp_extension.load``: a C++ compiler and ninja; about 20 s, cached under
-``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``). Where it cannot be built
+(``torch.utils.cpp_extension.load``: a C++ compiler and ninja; 12 to 15 s on the project's CPU,
+benchmarks/RESULTS.md; cached under ``TORCH_EXTENSIONS_DIR``, by default
+``~/.cache/torch_extensions``). Where it cannot be built
 (no compiler), or with ``GUMBELKIT_NATIVE=0`` in the environment, the Python CPU path serves the
 same calls, with the same values, and a warning says so once.
 """
@@ -55,7 +56,7 @@ def library() -> SimpleNamespace | None:
         built = Path(cpp_extension._get_build_directory(name, verbose=False), f"{name}.so")
         if not built.exists():
             print("gumbelkit: compiling its C++ CPU kernels (once per machine and torch "
-                  "version, about 20 s)", file=sys.stderr, flush=True)
+                  "version, some seconds)", file=sys.stderr, flush=True)
         cpp_extension.load(name, [str(SOURCE)], extra_cflags=["-O3"], is_python_module=False)
     except Exception as error:  # no compiler, no ninja, a failed build: the Python path serves
         warnings.warn(f"gumbelkit: the C++ CPU kernels could not be built ({error}); small CPU "
