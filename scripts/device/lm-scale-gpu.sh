@@ -9,7 +9,8 @@ OUT=${OUT:-bench-results/device}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 timeout "${TEST_SECONDS:-120}" python3 -m pytest -q -p no:cacheprovider -rs \
-    tests/test_embedding.py tests/test_portable.py tests/test_restricted.py \
+    tests/test_embedding.py tests/kernels/test_triton_embedding.py tests/test_portable.py \
+    tests/test_restricted.py \
     >"$OUT/lm-tests.log" 2>&1
 echo "lm-scale tests: exit $?"; tail -5 "$OUT/lm-tests.log"
 for dtype in bf16 fp32; do

@@ -22,13 +22,15 @@ generator=generator))`` (on the generator's device, or on the logits' device fro
 default generator), and its noise is a function of that seed, regenerated tile by tile in
 backward instead of being kept (``noise=``):
 
-- ``"torch"`` (the default): a private ``torch.Generator`` on the logits' device, seeded with
-  the seed, fills each tile with ``gumbel_`` (``-log(-log u)``, ``u`` from ``torch.rand``;
-  :mod:`gumbelkit.noise`) in the passes' fixed order (row blocks, then chunks); backward seeds a
-  new generator with the same seed and draws the same tiles in the same order, so it sees the
-  same noise. The draws depend on the tiling (``chunk_size``, :data:`TILE`) and on the device's
-  generator. It costs a uniform draw and two logarithms per entry, in forward and again in
-  backward.
+- ``"torch"`` (the default): on the chunked path, a private ``torch.Generator`` on the
+  logits' device, seeded with the seed, fills each tile with ``gumbel_`` (``-log(-log u)``,
+  ``u`` from ``torch.rand``; :mod:`gumbelkit.noise`) in the passes' fixed order (row blocks,
+  then chunks); backward seeds a new generator with the same seed and draws the same tiles in
+  the same order, so it sees the same noise. The draws depend on the tiling (``chunk_size``,
+  :data:`TILE`) and on the device's generator. On the Triton path it is the Gumbel-max kernels'
+  counter-based Philox noise keyed by (seed, row, category) (:mod:`gumbelkit.kernels.
+  triton_gumbel`), whatever the tiles. It costs a uniform draw and two logarithms per entry,
+  in forward and again in backward.
 - ``"portable"``: :func:`gumbelkit.portable.portable_gumbel` keyed by each row's flat position
   (the leading dimensions flattened, categories last) and each category, the same on every
   device and for every tiling and batch layout, so ``softmax((logits + portable_gumbel(
@@ -49,23 +51,30 @@ gradient ``2 J(pi_1) (g E^T) - J(pi_0) (g E^T) / 2`` with ``pi_0 = softmax(logit
 online softmaxes, whose outputs ``pi @ E`` give the inner products ``<p, g E^T> = g . (p @ E)``;
 tau gets no gradient there, as in that estimator.
 
-All of it is plain PyTorch on tiles of about :data:`TILE` entries, on the CPU and on CUDA alike
-(no Triton kernel yet), written to reuse its temporaries in place and to take the table once per
-block of rows in every pass: at (512, 50257, 768) in float32 on one CPU thread, forward and
-backward take about 0.7 of the composition's time (``gumbelkit bench vocab``,
-benchmarks/RESULTS.md). Half precision is computed in float32 and returned in the input dtype.
+Two paths compute it. On CUDA tensors of float16, bfloat16 or float32 with Triton installed
+(the ``gpu`` extra), Triton kernels do the elementwise work and the row reductions and cuBLAS the
+products with the table, through buffers of bounded size (:mod:`gumbelkit.kernels.
+triton_embedding`); there a half-precision sample is rounded to the logits' dtype before its
+products with the table (the tensor cores), as in the composition ``F.gumbel_softmax(x) @ E``.
+Everywhere else (the CPU, float64) it is plain PyTorch on tiles of about :data:`TILE` entries,
+written to reuse its temporaries in place and to take the table once per block of rows in every
+pass: at (512, 50257, 768) in float32 on one CPU thread, forward and backward take about 0.7 of
+the composition's time (``gumbelkit bench vocab``, benchmarks/RESULTS.md); half precision is
+computed in float32 there and returned in the input dtype.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from types import ModuleType
 
 import torch
 from torch.autograd.function import once_differentiable
 
 from ._ops import compute_dtype, floored, upcast
 from ._validate import check_count, check_logits, check_tau, check_tensor
+from .kernels import backend_for
 from .noise import gumbel_
 from .portable import portable_gumbel
 from .schedules import Schedule
@@ -104,9 +113,9 @@ def soft_embedding(
     ``generator``: fast) or ``"portable"`` (:func:`gumbelkit.portable.portable_gumbel`: the
     same on every device, verifiable); :func:`soft_embedding_noise` returns the ``G`` of a call.
     ``chunk_size``: categories per chunk, with rows taken in blocks of ``TILE // chunk_size``
-    (tiles of about :data:`TILE` entries). ``-inf`` logits are masks, never sampled. The
-    function has no rule for ``torch.func`` transforms and no Triton kernel: on CUDA it runs the
-    same chunked PyTorch code.
+    (tiles of about :data:`TILE` entries) on the chunked path; the Triton path on CUDA has
+    its own tiles, which its noise does not depend on. ``-inf`` logits are masks, never
+    sampled. The function has no rule for ``torch.func`` transforms.
     """
     dim = check_logits(logits, dim)
     weight = _check_weight(weight, logits, dim)
@@ -120,8 +129,11 @@ def soft_embedding(
     mode = "st-gs" if estimator == "gs" and hard else estimator
     noise = _check_noise(noise)
     seed = _seed(generator, logits.device)
-    out = _SoftEmbedding.apply(logits, weight, _row_tau(tau, logits, dim), dim, mode, noise,
-                               seed, chunk_size)
+    row_tau = _row_tau(tau, logits, dim)
+    need_grad = torch.is_grad_enabled() and any(
+        isinstance(t, torch.Tensor) and t.requires_grad for t in (logits, weight, row_tau))
+    out = _SoftEmbedding.apply(logits, weight, row_tau, dim, mode, noise, seed, chunk_size,
+                               need_grad)
     return out.reshape(logits.shape[:dim] + logits.shape[dim + 1:] + weight.shape[1:])
 
 
@@ -137,17 +149,21 @@ def soft_embedding_noise(
     :func:`soft_embedding` adds to ``logits`` when called with the same ``dim``, ``noise``,
     ``chunk_size`` and a ``generator`` in the same state (this call draws the same seed from
     it): ``softmax((logits + G) / tau) @ weight`` is then the same sample computed the plain
-    way. With ``noise="torch"`` the draws depend on the tiling (``chunk_size``, :data:`TILE`);
-    with ``"portable"`` they are ``portable_gumbel`` of the logits' shape (categories last),
-    whatever the tiling."""
+    way. With ``noise="torch"`` the draws depend on the tiling (``chunk_size``, :data:`TILE`)
+    on the chunked path, not on the Triton path (module docstring); with ``"portable"`` they
+    are ``portable_gumbel`` of the logits' shape (categories last), whatever the tiling."""
     dim = check_logits(logits, dim)
     chunk_size = check_count(chunk_size, "chunk_size")
     x = _rows(logits.detach(), dim)
-    tiles = _TileNoise(_check_noise(noise), _seed(generator, logits.device), x.device)
-    out = torch.empty_like(x, dtype=compute_dtype(x))
-    for block, chunks in _tiles(x.shape[0], x.shape[1], chunk_size):
-        for part in chunks:
-            out[block, part] = tiles.draw(block, part, out)
+    noise, seed = _check_noise(noise), _seed(generator, logits.device)
+    if _on_triton(x):
+        out = _triton_kernels().noise(x, noise, seed)
+    else:
+        tiles = _TileNoise(noise, seed, x.device)
+        out = torch.empty_like(x, dtype=compute_dtype(x))
+        for block, chunks in _tiles(x.shape[0], x.shape[1], chunk_size):
+            for part in chunks:
+                out[block, part] = tiles.draw(block, part, out)
     return out.reshape(logits.movedim(dim, -1).shape).movedim(-1, dim)
 
 
@@ -258,100 +274,140 @@ class _OnlineSoftmax:
         return self.out / self.sum[:, None], self.max + self.sum.log()
 
 
+def _chunked_forward(x: torch.Tensor, weight: torch.Tensor, tau: float | torch.Tensor, mode: str,
+                     noise: str, seed: int, chunk: int) -> tuple[torch.Tensor, tuple]:
+    """The value ``(rows, d)`` and what :func:`_chunked_backward` needs, in chunks of PyTorch
+    operations (the CPU's path, and CUDA's where Triton is not)."""
+    dtype = compute_dtype(x)
+    rows, width = x.shape[0], weight.shape[1]
+    streams = 2 if mode == "reinmax" else 1  # reinmax: softmax(logits), softmax(logits/tau)
+    outs = [x.new_empty((rows, width), dtype=dtype) for _ in range(streams)]
+    lse = x.new_empty((streams, rows), dtype=dtype)
+    shift = x.amax(1).to(dtype) if x.numel() else x.new_empty(rows, dtype=dtype)
+    index = None if mode == "gs" else x.new_empty(rows, dtype=torch.int64)
+    tiles = _TileNoise(noise, seed, x.device)
+    for block, chunks in _tiles(rows, x.shape[1], chunk):
+        scale = _block_tau(tau, block)
+        online = [_OnlineSoftmax(block.stop - block.start, width, shift) for _ in outs]
+        best = shift.new_full((block.stop - block.start,), -math.inf)
+        top = torch.zeros_like(best, dtype=torch.int64)
+        for part in chunks:
+            logit = upcast(x[block, part]) - shift[block, None]
+            z = tiles.draw(block, part, logit).add_(logit)
+            if index is not None:  # the running argmax of z
+                tile_best, tile_top = z.max(1)
+                top = torch.where(tile_best > best, tile_top + part.start, top)
+                best = torch.maximum(best, tile_best)
+            scores = [logit, logit / scale] if mode == "reinmax" else [z.div_(scale)]
+            for stream, s in zip(online, scores, strict=True):
+                stream.add_(s, upcast(weight[part]))
+        for k, stream in enumerate(online):
+            outs[k][block], lse[k, block] = stream.result()
+        if index is not None:
+            index[block] = top
+    value = outs[0].to(x.dtype) if index is None else weight[index]
+    return value, (index, shift, lse, *outs)
+
+
+def _chunked_backward(x: torch.Tensor, weight: torch.Tensor, tau: float | torch.Tensor,
+                      saved: tuple, grad: torch.Tensor, mode: str, noise: str, seed: int,
+                      chunk: int, needs: tuple[bool, bool, bool]) -> tuple:
+    """The gradients to the logits ``(rows, V)``, the table and (per row) tau of
+    :func:`_chunked_forward`, each None where ``needs`` says it is not needed."""
+    index, shift, lse, *outs = saved
+    need_x, need_w, need_tau = needs
+    need_tau = need_tau and mode != "reinmax"
+    g = upcast(grad)
+    grad_x = torch.empty_like(x) if need_x else None
+    written = index is None and x.shape[0] > 0  # by the first row block, then added to
+    grad_w = None if not need_w else (torch.empty_like if written
+                                      else torch.zeros_like)(weight, dtype=g.dtype)
+    grad_tau = torch.zeros_like(tau) if need_tau else None
+    if need_w and index is not None:  # the value is one_hot(index) @ E
+        grad_w.index_add_(0, index, g)
+    tiles = _TileNoise(noise, seed, x.device)  # the forward's tiles, in its order
+    if need_x or need_tau or (need_w and index is None):
+        for block, chunks in _tiles(x.shape[0], x.shape[1], chunk):
+            scale = _block_tau(tau, block)
+            gb = g[block]
+            # <g, out> of each softmax, and of the sample for reinmax's pi_1
+            centre = [(gb * out[block]).sum(1, keepdim=True) for out in outs]
+            if mode == "reinmax":
+                sampled = (gb * upcast(weight[index[block]])).sum(1, keepdim=True)
+                centre[1] = (centre[1] + sampled) / 2
+            for part in chunks:
+                table = upcast(weight[part])
+                logit = upcast(x[block, part]) - shift[block, None]
+                gv = gb @ table.T
+                if mode == "reinmax":
+                    pi_0 = torch.exp(logit - lse[0, block, None])
+                    hot = index[block, None] == torch.arange(part.start, part.stop,
+                                                             device=x.device)
+                    pi_1 = (hot + torch.exp(logit / scale - lse[1, block, None])) / 2
+                    if need_x:
+                        grad_x[block, part] = 2 * pi_1 * (gv - centre[1]) \
+                            - pi_0 * (gv - centre[0]) / 2
+                    continue
+                s = tiles.draw(block, part, logit).add_(logit).div_(scale)
+                y = (s - lse[0, block, None] if need_tau else s.sub_(lse[0, block, None]))
+                y = y.exp_()
+                t = gv.sub_(centre[0]).mul_(y)  # the gradient to s = z / tau
+                if need_x:
+                    torch.div(t, scale, out=grad_x[block, part])
+                if need_tau:  # ds/dtau = -s / tau; masked entries (s = -inf, t = 0) add 0
+                    grad_tau[block] -= torch.where(y > 0, s * t, 0.0).sum(1) / scale[:, 0]
+                if need_w and index is None:
+                    torch.addmm(grad_w[part], y.T, gb, beta=int(block.start > 0),
+                                out=grad_w[part])
+    return grad_x, None if grad_w is None else grad_w.to(weight.dtype), grad_tau
+
+
+def _on_triton(x: torch.Tensor) -> bool:
+    """Whether the Triton kernels serve these ``(rows, V)`` logits (:mod:`gumbelkit.kernels`'s
+    rule for its own Triton kernels: CUDA, half precision or float32, Triton installed)."""
+    return backend_for(x) == "triton"
+
+
+def _triton_kernels() -> ModuleType:
+    """:mod:`gumbelkit.kernels.triton_embedding`, imported on first use (Triton is optional)."""
+    from .kernels import triton_embedding
+
+    return triton_embedding
+
+
 class _SoftEmbedding(torch.autograd.Function):
-    """The chunked forward and backward of :func:`soft_embedding` (module docstring); ``mode`` is
-    ``"gs"``, ``"st-gs"`` or ``"reinmax"``, ``noise`` ``"torch"`` or ``"portable"``; outputs
-    ``(rows, d)``."""
+    """The forward and backward of :func:`soft_embedding` (module docstring): Triton's kernels
+    (:mod:`gumbelkit.kernels.triton_embedding`) where :func:`_on_triton`, else the chunked
+    PyTorch passes; ``mode`` is ``"gs"``, ``"st-gs"`` or ``"reinmax"``, ``noise`` ``"torch"``
+    or ``"portable"``; outputs ``(rows, d)``."""
 
     @staticmethod
-    def forward(ctx, logits, weight, tau, dim, mode, noise, seed, chunk):
+    def forward(ctx, logits, weight, tau, dim, mode, noise, seed, chunk, need_grad):
         x = _rows(logits, dim)
-        dtype = compute_dtype(x)
-        rows, width = x.shape[0], weight.shape[1]
-        streams = 2 if mode == "reinmax" else 1  # reinmax: softmax(logits), softmax(logits/tau)
-        outs = [x.new_empty((rows, width), dtype=dtype) for _ in range(streams)]
-        lse = x.new_empty((streams, rows), dtype=dtype)
-        shift = x.amax(1).to(dtype) if x.numel() else x.new_empty(rows, dtype=dtype)
-        index = None if mode == "gs" else x.new_empty(rows, dtype=torch.int64)
-        tiles = _TileNoise(noise, seed, x.device)
-        for block, chunks in _tiles(rows, x.shape[1], chunk):
-            scale = _block_tau(tau, block)
-            online = [_OnlineSoftmax(block.stop - block.start, width, shift) for _ in outs]
-            best = shift.new_full((block.stop - block.start,), -math.inf)
-            top = torch.zeros_like(best, dtype=torch.int64)
-            for part in chunks:
-                logit = upcast(x[block, part]) - shift[block, None]
-                z = tiles.draw(block, part, logit).add_(logit)
-                if index is not None:  # the running argmax of z
-                    tile_best, tile_top = z.max(1)
-                    top = torch.where(tile_best > best, tile_top + part.start, top)
-                    best = torch.maximum(best, tile_best)
-                scores = [logit, logit / scale] if mode == "reinmax" else [z.div_(scale)]
-                for stream, s in zip(online, scores, strict=True):
-                    stream.add_(s, upcast(weight[part]))
-            for k, stream in enumerate(online):
-                outs[k][block], lse[k, block] = stream.result()
-            if index is not None:
-                index[block] = top
+        ctx.triton = _on_triton(x)
+        if ctx.triton:
+            value, saved = _triton_kernels().forward(x.contiguous(), weight, tau, mode, noise,
+                                                    seed, need_grad)
+        else:
+            value, saved = _chunked_forward(x, weight, tau, mode, noise, seed, chunk)
         ctx.dim, ctx.mode, ctx.noise, ctx.seed, ctx.chunk = dim, mode, noise, seed, chunk
         ctx.float_tau = None if isinstance(tau, torch.Tensor) else tau
-        ctx.save_for_backward(logits, weight, tau if ctx.float_tau is None else None, index,
-                              shift, lse, *outs)
-        return outs[0].to(logits.dtype) if index is None else weight[index]
+        ctx.save_for_backward(logits, weight, tau if ctx.float_tau is None else None, *saved)
+        return value
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        logits, weight, tau, index, shift, lse, *outs = ctx.saved_tensors
+        logits, weight, tau, *saved = ctx.saved_tensors
         tau = ctx.float_tau if tau is None else tau
-        need_x, need_w, need_tau = ctx.needs_input_grad[:3]
-        need_tau = need_tau and ctx.mode != "reinmax"
         x = _rows(logits, ctx.dim)
-        g = upcast(grad)
-        grad_x = torch.empty_like(x) if need_x else None
-        written = index is None and x.shape[0] > 0  # by the first row block, then added to
-        grad_w = None if not need_w else (torch.empty_like if written
-                                          else torch.zeros_like)(weight, dtype=g.dtype)
-        grad_tau = torch.zeros_like(tau) if need_tau else None
-        if need_w and index is not None:  # the value is one_hot(index) @ E
-            grad_w.index_add_(0, index, g)
-        tiles = _TileNoise(ctx.noise, ctx.seed, x.device)  # the forward's tiles, in its order
-        if need_x or need_tau or (need_w and index is None):
-            for block, chunks in _tiles(x.shape[0], x.shape[1], ctx.chunk):
-                scale = _block_tau(tau, block)
-                gb = g[block]
-                # <g, out> of each softmax, and of the sample for reinmax's pi_1
-                centre = [(gb * out[block]).sum(1, keepdim=True) for out in outs]
-                if ctx.mode == "reinmax":
-                    sampled = (gb * upcast(weight[index[block]])).sum(1, keepdim=True)
-                    centre[1] = (centre[1] + sampled) / 2
-                for part in chunks:
-                    table = upcast(weight[part])
-                    logit = upcast(x[block, part]) - shift[block, None]
-                    gv = gb @ table.T
-                    if ctx.mode == "reinmax":
-                        pi_0 = torch.exp(logit - lse[0, block, None])
-                        hot = index[block, None] == torch.arange(part.start, part.stop,
-                                                                 device=x.device)
-                        pi_1 = (hot + torch.exp(logit / scale - lse[1, block, None])) / 2
-                        if need_x:
-                            grad_x[block, part] = 2 * pi_1 * (gv - centre[1]) \
-                                - pi_0 * (gv - centre[0]) / 2
-                        continue
-                    s = tiles.draw(block, part, logit).add_(logit).div_(scale)
-                    y = (s - lse[0, block, None] if need_tau else s.sub_(lse[0, block, None]))
-                    y = y.exp_()
-                    t = gv.sub_(centre[0]).mul_(y)  # the gradient to s = z / tau
-                    if need_x:
-                        torch.div(t, scale, out=grad_x[block, part])
-                    if need_tau:  # ds/dtau = -s / tau; masked entries (s = -inf, t = 0) add 0
-                        grad_tau[block] -= torch.where(y > 0, s * t, 0.0).sum(1) / scale[:, 0]
-                    if need_w and index is None:
-                        torch.addmm(grad_w[part], y.T, gb, beta=int(block.start > 0),
-                                    out=grad_w[part])
+        needs = ctx.needs_input_grad[:3]
+        if ctx.triton:
+            grad_x, grad_w, grad_tau = _triton_kernels().backward(
+                x.contiguous(), weight, tau, saved, grad, ctx.mode, ctx.noise, ctx.seed, needs)
+        else:
+            grad_x, grad_w, grad_tau = _chunked_backward(x, weight, tau, saved, grad, ctx.mode,
+                                                         ctx.noise, ctx.seed, ctx.chunk, needs)
         if grad_x is not None:
-            moved = logits.movedim(ctx.dim, -1).shape
-            grad_x = grad_x.reshape(moved).movedim(-1, ctx.dim)
-        if grad_w is not None:
-            grad_w = grad_w.to(weight.dtype)
-        return grad_x, grad_w, grad_tau, None, None, None, None, None
+            grad_x = grad_x.reshape(logits.movedim(ctx.dim, -1).shape).movedim(-1, ctx.dim)
+        return grad_x, grad_w, grad_tau, None, None, None, None, None, None

@@ -32,7 +32,8 @@ from ._validate import check_count, check_logits
 __all__ = ["portable_gumbel", "portable_gumbel_max", "verify_gumbel_max"]
 
 _MASK32 = 0xFFFFFFFF
-_GOLDEN = 0x9E3779B9  # 2^32 / golden ratio: the increment between the key's words
+GOLDEN = 0x9E3779B9  # 2^32 / golden ratio: the increment between the key's words
+FMIX_MULTIPLIERS = (0x85EBCA6B, 0xC2B2AE35)  # fmix32's two odd multipliers
 
 
 def _mul32(x: torch.Tensor, constant: int) -> torch.Tensor:
@@ -45,9 +46,9 @@ def _mul32(x: torch.Tensor, constant: int) -> torch.Tensor:
 def _fmix32(x: torch.Tensor) -> torch.Tensor:
     """MurmurHash3's finaliser: a bijection of 32-bit words that mixes every bit into every bit."""
     x = x ^ (x >> 16)
-    x = _mul32(x, 0x85EBCA6B)
+    x = _mul32(x, FMIX_MULTIPLIERS[0])
     x = x ^ (x >> 13)
-    x = _mul32(x, 0xC2B2AE35)
+    x = _mul32(x, FMIX_MULTIPLIERS[1])
     return x ^ (x >> 16)
 
 
@@ -60,19 +61,26 @@ def _chain(state: torch.Tensor, words: tuple) -> torch.Tensor:
     """``H``'s rounds: each word xor-ed into the state, the golden-ratio increment added, the
     state mixed."""
     for word in words:
-        state = _fmix32(((state ^ word) + _GOLDEN) & _MASK32)
+        state = _fmix32(((state ^ word) + GOLDEN) & _MASK32)
     return state
+
+
+def row_states(seed: int, position: torch.Tensor) -> torch.Tensor:
+    """The state of ``H_s`` after the seed's and the position's words, for both streams: a
+    ``(2, *position.shape)`` int64 tensor of 32-bit words. The category's round, once per
+    element, is all that is left (here, and in the soft embedding's Triton kernels)."""
+    states = []
+    for stream in (0, 1):
+        start = torch.full_like(position, (stream + 1) * GOLDEN & _MASK32)
+        states.append(_chain(start, (seed & _MASK32, seed >> 32, *_words(position))))
+    return torch.stack(states)
 
 
 def _uniform(seed: int, position: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
     """``u`` for positions ``(rows, 1)`` and categories ``(1, n)``: the rounds of the seed's and
     the position's words run once per row, the category's once per element."""
-    streams = []
-    for stream in (0, 1):
-        start = torch.full_like(position, (stream + 1) * _GOLDEN & _MASK32)
-        row = _chain(start, (seed & _MASK32, seed >> 32, *_words(position)))
-        streams.append(_chain(row, (category,)))
-    return (((streams[0] >> 5) * 2**26 + (streams[1] >> 6)).double() + 0.5) / 2**53
+    first, second = (_chain(state, (category,)) for state in row_states(seed, position))
+    return (((first >> 5) * 2**26 + (second >> 6)).double() + 0.5) / 2**53
 
 
 def _check_seed(seed: object) -> int:

@@ -41,7 +41,7 @@ import triton.language as tl
 
 from .._ops import compute_dtype
 
-__all__ = ["gumbel_max", "gumbel_softmax", "gumbel_noise"]
+__all__ = ["gumbel_max", "gumbel_softmax", "gumbel_noise", "gumbel_tile", "finite"]
 
 MAX_BLOCK_K = 4096  # longest row held in one tile; longer rows are walked in tiles of this size
 TILE = 4096  # entries per program for short rows (BLOCK_R * BLOCK_K)
@@ -58,7 +58,7 @@ HARDWARE_LOG2 = tl.constexpr(os.environ.get("TRITON_INTERPRET", "0") != "1")
 
 
 @triton.jit
-def _finite(v):
+def finite(v):
     """-inf (a row or tile with nothing unmasked so far) as 0, so that ``v - v`` stays 0."""
     return tl.where(v == float("-inf"), 0.0, v)
 
@@ -101,6 +101,13 @@ def _gumbel2(seed, rows, col0, KQ, BLOCK_K: tl.constexpr, COMPUTE: tl.constexpr)
 
 
 @triton.jit
+def gumbel_tile(seed, rows, col0, KQ, BLOCK_K: tl.constexpr, COMPUTE: tl.constexpr):
+    """``G`` itself for the tile of columns ``col0 .. col0 + BLOCK_K`` of ``rows``: the noise of
+    :func:`gumbel_noise`, and of the soft embedding's kernels (:mod:`.triton_embedding`)."""
+    return _gumbel2(seed, rows, col0, KQ, BLOCK_K, COMPUTE) / LOG2E
+
+
+@triton.jit
 def _load(x_ptr, offs, mask, COMPUTE: tl.constexpr):
     """A tile of logits in the compute dtype, -inf where masked."""
     return tl.load(x_ptr + offs, mask=mask, other=float("-inf")).to(COMPUTE)
@@ -126,7 +133,7 @@ def _row_max(x_ptr, rows, row_ok, base, K, inner, LAST: tl.constexpr, BLOCK_R: t
         mask = row_ok[:, None] & (cols < K)[None, :]
         top = tl.maximum(top, tl.max(_load(x_ptr, _offsets(base, cols, inner, LAST), mask,
                                            COMPUTE), 1))
-    return _finite(top)
+    return finite(top)
 
 
 @triton.jit
@@ -149,7 +156,7 @@ def _noise_kernel(out_ptr, seed_ptr, n_rows, K, inner, KQ,
     for col0 in range(0, K, BLOCK_K):
         cols = col0 + tl.arange(0, BLOCK_K)
         mask = row_ok[:, None] & (cols < K)[None, :]
-        g = _gumbel2(seed, rows, col0, KQ, BLOCK_K, COMPUTE) / LOG2E
+        g = gumbel_tile(seed, rows, col0, KQ, BLOCK_K, COMPUTE)
         tl.store(out_ptr + _offsets(base, cols, inner, LAST), g, mask=mask)
 
 
@@ -165,11 +172,11 @@ def _forward_kernel(x_ptr, out_ptr, index_ptr, stats_ptr, seed_ptr,
         mask = row_ok[:, None] & (cols < K)[None, :]
         offs = _offsets(base, cols, inner, LAST)
         x = _load(x_ptr, offs, mask, COMPUTE)
-        z = _perturbed2(x, seed, rows, 0, KQ, scale, _finite(tl.max(x, 1)), BLOCK_K, COMPUTE)
+        z = _perturbed2(x, seed, rows, 0, KQ, scale, finite(tl.max(x, 1)), BLOCK_K, COMPUTE)
         if MODE == INDEX:
             tl.store(index_ptr + rows, tl.argmax(z, 1), mask=row_ok)
         elif MODE == SOFT:
-            e = tl.exp2(z - _finite(tl.max(z, 1))[:, None])
+            e = tl.exp2(z - finite(tl.max(z, 1))[:, None])
             y = e / tl.sum(e, 1)[:, None]
             tl.store(out_ptr + offs, y.to(out_ptr.dtype.element_ty), mask=mask)
         else:
@@ -192,7 +199,7 @@ def _forward_kernel(x_ptr, out_ptr, index_ptr, stats_ptr, seed_ptr,
                 tile_max, tile_top = tl.max(z, 1, return_indices=True)
                 top = tl.where(tile_max > m, col0 + tile_top.to(tl.int64), top)
             if MODE == SOFT:  # keep 2**(z - ref) in the output; rescaled in the second pass
-                ref = _finite(tl.maximum(m, tile_max))
+                ref = finite(tl.maximum(m, tile_max))
                 e = tl.exp2(z - ref[:, None])
                 s = s * tl.exp2(m - ref) + tl.sum(e, 1)
                 tl.store(out_ptr + offs, e.to(out_ptr.dtype.element_ty), mask=mask)
@@ -201,7 +208,7 @@ def _forward_kernel(x_ptr, out_ptr, index_ptr, stats_ptr, seed_ptr,
         if MODE == INDEX:
             tl.store(index_ptr + rows, top, mask=row_ok)
         elif MODE == SOFT:
-            final = _finite(m)
+            final = finite(m)
             for col0 in range(0, K, BLOCK_K):
                 cols = col0 + tl.arange(0, BLOCK_K)
                 mask = row_ok[:, None] & (cols < K)[None, :]
