@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from torch.autograd import forward_ad
 
 import gumbelkit as gk
 from gumbelkit import embedding
@@ -297,3 +298,56 @@ def test_no_rows(noise):
     out.sum().backward()
     assert torch.equal(weight.grad, torch.zeros(7, 3)) and logits.grad.shape == (0, 7)
     assert soft_embedding_noise(logits, noise=noise).shape == (0, 7)
+
+
+@pytest.mark.parametrize("noise", NOISES)
+@pytest.mark.parametrize("mode", ["gs", "st-gs", "reinmax"])
+def test_torch_func_transforms_and_forward_mode_ad(mode, noise):
+    """Under torch.func and forward-mode AD the soft embedding is the plain composition with the
+    chunked path's noise for the seed: torch.func.grad equals autograd's gradient of an eager
+    call with the same seed (the same noise: equal up to the order of float64 sums), vmap
+    (randomness="same": one seed for the batch) equals the calls per example, and the forward
+    tangent equals jacrev's Jacobian times the direction."""
+    x = torch.randn(2, 3, 9, generator=gen(30), dtype=torch.float64)
+    weight = torch.randn(9, 4, generator=gen(31), dtype=torch.float64)
+
+    def embed(logits):
+        return gk.soft_embedding(logits, weight, 0.6, estimator=mode, generator=gen(32),
+                                 noise=noise, chunk_size=4)
+
+    leaf = x[0].clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(embed(leaf).pow(2).sum(), leaf)
+    got = torch.func.grad(lambda logits: embed(logits).pow(2).sum())(x[0])
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+    batched = torch.func.vmap(embed, randomness="same")(x)
+    torch.testing.assert_close(batched, torch.stack([embed(row) for row in x]), rtol=0,
+                               atol=1e-12)
+    direction = torch.randn(3, 9, generator=gen(33), dtype=torch.float64)
+    jacobian = torch.func.jacrev(embed)(x[0])
+    with forward_ad.dual_level():
+        tangent = forward_ad.unpack_dual(embed(forward_ad.make_dual(x[0], direction))).tangent
+    torch.testing.assert_close(tangent, torch.einsum("rdkv,kv->rd", jacobian, direction),
+                               rtol=0, atol=1e-12)
+
+
+def test_under_torch_compile_it_runs_eagerly_with_the_same_seed():
+    """A compiled model around the soft embedding gives the eager values and gradients for the
+    same torch.manual_seed: the call runs eagerly (a graph break), its seed drawn from torch's
+    generator as in eager code (inductor's own random numbers, which a traced seed would come
+    from, are other numbers)."""
+    logits = torch.randn(4, 30, generator=gen(34), requires_grad=True)
+    weight = torch.randn(30, 3, generator=gen(35), requires_grad=True)
+
+    def model(x, table):
+        return gk.soft_embedding(x * 2, table, 0.5).tanh()
+
+    torch._dynamo.reset()
+    compiled = torch.compile(model)
+    torch.manual_seed(36)
+    got = compiled(logits, weight)
+    torch.manual_seed(36)
+    expected = model(logits, weight)
+    assert torch.equal(got, expected)
+    # inductor's fused tanh and doubling round their backward otherwise than eager code
+    torch.testing.assert_close(torch.autograd.grad(got.sum(), (logits, weight)),
+                               torch.autograd.grad(expected.sum(), (logits, weight)))

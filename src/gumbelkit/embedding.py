@@ -72,8 +72,9 @@ from types import ModuleType
 import torch
 from torch.autograd.function import once_differentiable
 
-from ._ops import compute_dtype, floored, upcast
+from ._ops import compute_dtype, floored, one_hot, portable, replace_gradient, upcast
 from ._validate import check_count, check_logits, check_tau, check_tensor
+from .estimators.reinmax import heun_sample
 from .kernels import backend_for
 from .noise import gumbel_
 from .portable import portable_gumbel
@@ -115,7 +116,11 @@ def soft_embedding(
     ``chunk_size``: categories per chunk, with rows taken in blocks of ``TILE // chunk_size``
     (tiles of about :data:`TILE` entries) on the chunked path; the Triton path on CUDA has
     its own tiles, which its noise does not depend on. ``-inf`` logits are masks, never
-    sampled. The function has no rule for ``torch.func`` transforms.
+    sampled. Under ``torch.func`` transforms, forward-mode AD and graph recorders
+    (:func:`gumbelkit._ops.portable`) it is the plain composition ``sample @ weight`` with the
+    chunked path's noise for the seed (the same values as an eager call on the CPU), which keeps
+    the ``(rows, V)`` sample; under ``torch.compile`` it runs eagerly (a graph break), its seed
+    drawn from torch's generator as in an eager call.
     """
     dim = check_logits(logits, dim)
     weight = _check_weight(weight, logits, dim)
@@ -128,13 +133,42 @@ def soft_embedding(
                          f"{estimator!r}")
     mode = "st-gs" if estimator == "gs" and hard else estimator
     noise = _check_noise(noise)
-    seed = _seed(generator, logits.device)
     row_tau = _row_tau(tau, logits, dim)
-    need_grad = torch.is_grad_enabled() and any(
-        isinstance(t, torch.Tensor) and t.requires_grad for t in (logits, weight, row_tau))
-    out = _SoftEmbedding.apply(logits, weight, row_tau, dim, mode, noise, seed, chunk_size,
-                               need_grad)
+    # under torch.compile the fused call runs eagerly (torch.compiler.disable imports
+    # torch._dynamo: it is applied only while compiling, when that is imported already)
+    embed = (_composed if portable() else torch.compiler.disable(_fused)
+             if torch.compiler.is_compiling() else _fused)
+    out = embed(logits, weight, row_tau, dim, mode, noise, generator, chunk_size)
     return out.reshape(logits.shape[:dim] + logits.shape[dim + 1:] + weight.shape[1:])
+
+
+def _fused(logits: torch.Tensor, weight: torch.Tensor, tau: float | torch.Tensor, dim: int,
+           mode: str, noise: str, generator: torch.Generator | None,
+           chunk: int) -> torch.Tensor:
+    """The soft embedding ``(rows, d)`` through :class:`_SoftEmbedding`."""
+    need_grad = torch.is_grad_enabled() and any(
+        isinstance(t, torch.Tensor) and t.requires_grad for t in (logits, weight, tau))
+    return _SoftEmbedding.apply(logits, weight, tau, dim, mode, noise,
+                                _seed(generator, logits.device), chunk, need_grad)
+
+
+def _composed(logits: torch.Tensor, weight: torch.Tensor, tau: float | torch.Tensor, dim: int,
+              mode: str, noise: str, generator: torch.Generator | None,
+              chunk: int) -> torch.Tensor:
+    """The soft embedding ``(rows, d)`` as the plain composition ``sample @ weight`` with the
+    chunked path's noise for the call's seed (the same law; the same values on the CPU), for
+    the transforms and recorders that differentiate or record plain PyTorch operations only
+    (:func:`gumbelkit._ops.portable`): it keeps the ``(rows, V)`` sample for backward."""
+    x = upcast(_rows(logits, dim))
+    drawn = _chunked_noise(x.detach(), noise, _seed(generator, logits.device), chunk)
+    z = x + drawn
+    scale = tau if not isinstance(tau, torch.Tensor) else tau[:, None]
+    sample = torch.softmax(z / scale, -1)
+    if mode != "gs":
+        hot = one_hot(z.detach().argmax(-1), z, -1)
+        sample = (replace_gradient(hot, sample) if mode == "st-gs"
+                  else heun_sample(hot, x, scale, -1))
+    return (sample @ upcast(weight)).to(logits.dtype)
 
 
 def soft_embedding_noise(
@@ -156,15 +190,19 @@ def soft_embedding_noise(
     chunk_size = check_count(chunk_size, "chunk_size")
     x = _rows(logits.detach(), dim)
     noise, seed = _check_noise(noise), _seed(generator, logits.device)
-    if _on_triton(x):
-        out = _triton_kernels().noise(x, noise, seed)
-    else:
-        tiles = _TileNoise(noise, seed, x.device)
-        out = torch.empty_like(x, dtype=compute_dtype(x))
-        for block, chunks in _tiles(x.shape[0], x.shape[1], chunk_size):
-            for part in chunks:
-                out[block, part] = tiles.draw(block, part, out)
+    out = (_triton_kernels().noise(x, noise, seed) if _on_triton(x) and not portable()
+           else _chunked_noise(x, noise, seed, chunk_size))
     return out.reshape(logits.movedim(dim, -1).shape).movedim(-1, dim)
+
+
+def _chunked_noise(x: torch.Tensor, noise: str, seed: int, chunk: int) -> torch.Tensor:
+    """The noise ``(rows, V)`` that the chunked passes add for ``seed``, in their tiles' order."""
+    tiles = _TileNoise(noise, seed, x.device)
+    out = torch.empty_like(x, dtype=compute_dtype(x))
+    for block, chunks in _tiles(x.shape[0], x.shape[1], chunk):
+        for part in chunks:
+            out[block, part] = tiles.draw(block, part, out)
+    return out
 
 
 def _check_noise(noise: object) -> str:

@@ -32,9 +32,16 @@ class ReinMax(PathwiseEstimator):
 
     def relax(self, logits, tau, dim, generator):
         sample = one_hot(sample_index(logits, dim, generator), logits, dim)
-        with torch.no_grad():
-            log_pi_1 = ((sample + tempered_softmax(logits, tau, dim)) / 2).log()
-        # softmax of logits moved to log(pi_1): value pi_1, Jacobian J(pi_1) to the logits
-        pi_1 = torch.softmax(shifted_to(logits, log_pi_1), dim)
-        surrogate = 2 * pi_1 - torch.softmax(logits, dim) / 2
-        return replace_gradient(sample, surrogate)
+        return heun_sample(sample, logits, tau, dim)
+
+
+def heun_sample(sample: torch.Tensor, logits: torch.Tensor, tau: float | torch.Tensor,
+                dim: int) -> torch.Tensor:
+    """The one-hot ``sample`` (of softmax(logits)) carrying ReinMax's gradient
+    ``2 J(pi_1) g - J(pi_0) g / 2`` to the logits (the module docstring); tau gets none."""
+    with torch.no_grad():
+        log_pi_1 = ((sample + tempered_softmax(logits, tau, dim)) / 2).log()
+    # softmax of logits moved to log(pi_1): value pi_1, Jacobian J(pi_1) to the logits
+    pi_1 = torch.softmax(shifted_to(logits, log_pi_1), dim)
+    surrogate = 2 * pi_1 - torch.softmax(logits, dim) / 2
+    return replace_gradient(sample, surrogate)
