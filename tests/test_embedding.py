@@ -300,20 +300,21 @@ def test_no_rows(noise):
     assert soft_embedding_noise(logits, noise=noise).shape == (0, 7)
 
 
+@pytest.mark.parametrize("rule", [{}, dict(top_k=4, min_p=0.01)], ids=str)
 @pytest.mark.parametrize("noise", NOISES)
 @pytest.mark.parametrize("mode", ["gs", "st-gs", "reinmax"])
-def test_torch_func_transforms_and_forward_mode_ad(mode, noise):
+def test_torch_func_transforms_and_forward_mode_ad(mode, noise, rule):
     """Under torch.func and forward-mode AD the soft embedding is the plain composition with the
     chunked path's noise for the seed: torch.func.grad equals autograd's gradient of an eager
     call with the same seed (the same noise: equal up to the order of float64 sums), vmap
     (randomness="same": one seed for the batch) equals the calls per example, and the forward
-    tangent equals jacrev's Jacobian times the direction."""
+    tangent equals jacrev's Jacobian times the direction; with a restricted support too."""
     x = torch.randn(2, 3, 9, generator=gen(30), dtype=torch.float64)
     weight = torch.randn(9, 4, generator=gen(31), dtype=torch.float64)
 
     def embed(logits):
         return gk.soft_embedding(logits, weight, 0.6, estimator=mode, generator=gen(32),
-                                 noise=noise, chunk_size=4)
+                                 noise=noise, chunk_size=4, **rule)
 
     leaf = x[0].clone().requires_grad_(True)
     (expected,) = torch.autograd.grad(embed(leaf).pow(2).sum(), leaf)
@@ -351,3 +352,59 @@ def test_under_torch_compile_it_runs_eagerly_with_the_same_seed():
     # inductor's fused tanh and doubling round their backward otherwise than eager code
     torch.testing.assert_close(torch.autograd.grad(got.sum(), (logits, weight)),
                                torch.autograd.grad(expected.sum(), (logits, weight)))
+
+
+RESTRICTIONS = [dict(top_k=3), dict(top_p=0.6), dict(min_p=0.2),
+                dict(top_k=5, top_p=0.8, min_p=0.05)]
+
+
+def check_restricted_support(rule, mode, noise, device):
+    """``top_k``/``top_p``/``min_p`` give the soft embedding of ``gk.restrict(logits, ...)`` for
+    the same noise, values and gradients bit for bit: the same entries are -inf in both (their
+    gradient 0), the kept ones computed alike. Row 0 ties three logits at the top-k boundary
+    (all kept, as restrict keeps them)."""
+    logits = (2 * torch.randn(4, 3, 30, generator=gen(40), dtype=torch.float64)).float()
+    logits[0, 0, :3] = logits[0, 0].max() - 0.5
+    logits = logits.to(device)
+    weight = torch.randn(30, 4, generator=gen(41)).to(device)
+    tau = torch.full((4, 1, 1), 0.7, device=device)
+    results = []
+    for restrict_first in (False, True):
+        leaves = [t.clone().requires_grad_(True) for t in (logits, weight, tau)]
+        x = gk.restrict(leaves[0], **rule) if restrict_first else leaves[0]
+        out = gk.soft_embedding(x, leaves[1], leaves[2], estimator=mode, generator=gen(42),
+                                noise=noise, chunk_size=8, **({} if restrict_first else rule))
+        out.backward(torch.randn(out.shape, generator=gen(43)).to(device))
+        results.append([out, *(leaf.grad for leaf in leaves)])
+    for mine, theirs in zip(*results, strict=True):
+        assert (mine is None and theirs is None) or torch.equal(mine, theirs)
+
+
+@pytest.mark.parametrize("noise", NOISES)
+@pytest.mark.parametrize("mode", ["gs", "st-gs", "reinmax"])
+@pytest.mark.parametrize("rule", RESTRICTIONS, ids=str)
+def test_restricted_support_is_that_of_the_restricted_logits(small_tiles, rule, mode, noise):
+    check_restricted_support(rule, mode, noise, "cpu")
+
+
+def test_restricted_hard_samples_follow_the_renormalised_law():
+    """20,000 rows of 6 categories, top_p=0.7: the hard samples' counts pass a chi-square test
+    at level 1e-4 (tests/stats.py) against softmax(logits) restricted to the nucleus and
+    renormalised; no count falls outside it."""
+    probs_logits = torch.tensor([1.0, -0.5, 0.0, 2.0, -1.0, 0.5])
+    out = gk.soft_embedding(probs_logits.expand(20_000, 6), torch.eye(6), 0.5, hard=True,
+                            generator=gen(44), top_p=0.7)
+    law = torch.softmax(gk.restrict(probs_logits, top_p=0.7), 0)
+    counts = torch.bincount(out.argmax(1), minlength=6)
+    assert (counts[law == 0] == 0).all() and 0 < int((law == 0).sum()) < 6
+    assert_law(counts[law > 0], law[law > 0])
+
+
+def test_bad_restrictions_are_rejected_by_name():
+    logits, weight = torch.randn(4, 5), torch.randn(5, 3)
+    with pytest.raises(ValueError, match="top_k"):
+        gk.soft_embedding(logits, weight, top_k=0)
+    with pytest.raises(ValueError, match="top_p"):
+        gk.soft_embedding(logits, weight, top_p=1.5)
+    with pytest.raises(TypeError, match="min_p"):
+        gk.soft_embedding(logits, weight, min_p="0.1")

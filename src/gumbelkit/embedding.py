@@ -78,6 +78,7 @@ from .estimators.reinmax import heun_sample
 from .kernels import backend_for
 from .noise import gumbel_
 from .portable import portable_gumbel
+from .restricted import check_restriction, restricted, restriction_floor
 from .schedules import Schedule
 
 __all__ = ["soft_embedding", "soft_embedding_noise"]
@@ -100,6 +101,9 @@ def soft_embedding(
     generator: torch.Generator | None = None,
     noise: str = "torch",
     chunk_size: int = CHUNK,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    min_p: float | None = None,
 ) -> torch.Tensor:
     """``softmax((logits + G) / tau) @ weight`` along ``dim``, computed in chunks of categories
     and differentiated without keeping anything of the logits' size (module docstring).
@@ -116,7 +120,11 @@ def soft_embedding(
     ``chunk_size``: categories per chunk, with rows taken in blocks of ``TILE // chunk_size``
     (tiles of about :data:`TILE` entries) on the chunked path; the Triton path on CUDA has
     its own tiles, which its noise does not depend on. ``-inf`` logits are masks, never
-    sampled. Under ``torch.func`` transforms, forward-mode AD and graph recorders
+    sampled. ``top_k``, ``top_p`` and ``min_p`` restrict the support first, as
+    :func:`gumbelkit.restrict` does (the same kept set, so the sample is that of the restricted
+    logits, with the same noise), held as one number per row, the smallest kept logit
+    (:func:`gumbelkit.restricted.restriction_floor`), not as a mask of the logits' size.
+    Under ``torch.func`` transforms, forward-mode AD and graph recorders
     (:func:`gumbelkit._ops.portable`) it is the plain composition ``sample @ weight`` with the
     chunked path's noise for the seed (the same values as an eager call on the CPU), which keeps
     the ``(rows, V)`` sample; under ``torch.compile`` it runs eagerly (a graph break), its seed
@@ -133,35 +141,37 @@ def soft_embedding(
                          f"{estimator!r}")
     mode = "st-gs" if estimator == "gs" and hard else estimator
     noise = _check_noise(noise)
+    restriction = check_restriction(top_k, top_p, min_p)
     row_tau = _row_tau(tau, logits, dim)
     # under torch.compile the fused call runs eagerly (torch.compiler.disable imports
     # torch._dynamo: it is applied only while compiling, when that is imported already)
     embed = (_composed if portable() else torch.compiler.disable(_fused)
              if torch.compiler.is_compiling() else _fused)
-    out = embed(logits, weight, row_tau, dim, mode, noise, generator, chunk_size)
+    out = embed(logits, weight, row_tau, dim, mode, noise, generator, chunk_size, restriction)
     return out.reshape(logits.shape[:dim] + logits.shape[dim + 1:] + weight.shape[1:])
 
 
 def _fused(logits: torch.Tensor, weight: torch.Tensor, tau: float | torch.Tensor, dim: int,
-           mode: str, noise: str, generator: torch.Generator | None,
-           chunk: int) -> torch.Tensor:
+           mode: str, noise: str, generator: torch.Generator | None, chunk: int,
+           restriction: tuple) -> torch.Tensor:
     """The soft embedding ``(rows, d)`` through :class:`_SoftEmbedding`."""
     need_grad = torch.is_grad_enabled() and any(
         isinstance(t, torch.Tensor) and t.requires_grad for t in (logits, weight, tau))
-    return _SoftEmbedding.apply(logits, weight, tau, dim, mode, noise,
+    floor = restriction_floor(_rows(logits, dim), *restriction)
+    return _SoftEmbedding.apply(logits, weight, tau, floor, dim, mode, noise,
                                 _seed(generator, logits.device), chunk, need_grad)
 
 
 def _composed(logits: torch.Tensor, weight: torch.Tensor, tau: float | torch.Tensor, dim: int,
-              mode: str, noise: str, generator: torch.Generator | None,
-              chunk: int) -> torch.Tensor:
+              mode: str, noise: str, generator: torch.Generator | None, chunk: int,
+              restriction: tuple) -> torch.Tensor:
     """The soft embedding ``(rows, d)`` as the plain composition ``sample @ weight`` with the
     chunked path's noise for the call's seed (the same law; the same values on the CPU), for
     the transforms and recorders that differentiate or record plain PyTorch operations only
     (:func:`gumbelkit._ops.portable`): it keeps the ``(rows, V)`` sample for backward."""
-    x = upcast(_rows(logits, dim))
-    drawn = _chunked_noise(x.detach(), noise, _seed(generator, logits.device), chunk)
-    z = x + drawn
+    x = upcast(restricted(_rows(logits, dim), 1, *restriction))
+    x = x - x.detach().amax(-1, keepdim=True)  # shifted as the chunked passes shift
+    z = x + _chunked_noise(x.detach(), noise, _seed(generator, logits.device), chunk)
     scale = tau if not isinstance(tau, torch.Tensor) else tau[:, None]
     sample = torch.softmax(z / scale, -1)
     if mode != "gs":
@@ -260,6 +270,15 @@ def _tiles(rows: int, size: int, chunk: int) -> Iterator[tuple[slice, list[slice
         yield slice(start, min(start + block, rows)), chunks
 
 
+def _chunk_logits(x: torch.Tensor, shift: torch.Tensor, floor: torch.Tensor | None,
+                  block: slice, part: slice) -> torch.Tensor:
+    """A tile of the logits in the compute dtype minus their row's largest, ``-inf`` below the
+    row's ``floor`` (the restricted support's smallest kept logit, if any)."""
+    raw = upcast(x[block, part])  # a view of x where that is the compute dtype: not written
+    logit = raw - shift[block, None]
+    return logit if floor is None else logit.masked_fill_(raw < floor[block, None], -math.inf)
+
+
 def _block_tau(tau: float | torch.Tensor, block: slice) -> float | torch.Tensor:
     return tau if not isinstance(tau, torch.Tensor) else tau[block, None]
 
@@ -312,8 +331,9 @@ class _OnlineSoftmax:
         return self.out / self.sum[:, None], self.max + self.sum.log()
 
 
-def _chunked_forward(x: torch.Tensor, weight: torch.Tensor, tau: float | torch.Tensor, mode: str,
-                     noise: str, seed: int, chunk: int) -> tuple[torch.Tensor, tuple]:
+def _chunked_forward(x: torch.Tensor, weight: torch.Tensor, tau: float | torch.Tensor,
+                     floor: torch.Tensor | None, mode: str, noise: str, seed: int,
+                     chunk: int) -> tuple[torch.Tensor, tuple]:
     """The value ``(rows, d)`` and what :func:`_chunked_backward` needs, in chunks of PyTorch
     operations (the CPU's path, and CUDA's where Triton is not)."""
     dtype = compute_dtype(x)
@@ -330,7 +350,7 @@ def _chunked_forward(x: torch.Tensor, weight: torch.Tensor, tau: float | torch.T
         best = shift.new_full((block.stop - block.start,), -math.inf)
         top = torch.zeros_like(best, dtype=torch.int64)
         for part in chunks:
-            logit = upcast(x[block, part]) - shift[block, None]
+            logit = _chunk_logits(x, shift, floor, block, part)
             z = tiles.draw(block, part, logit).add_(logit)
             if index is not None:  # the running argmax of z
                 tile_best, tile_top = z.max(1)
@@ -348,8 +368,9 @@ def _chunked_forward(x: torch.Tensor, weight: torch.Tensor, tau: float | torch.T
 
 
 def _chunked_backward(x: torch.Tensor, weight: torch.Tensor, tau: float | torch.Tensor,
-                      saved: tuple, grad: torch.Tensor, mode: str, noise: str, seed: int,
-                      chunk: int, needs: tuple[bool, bool, bool]) -> tuple:
+                      floor: torch.Tensor | None, saved: tuple, grad: torch.Tensor, mode: str,
+                      noise: str, seed: int, chunk: int,
+                      needs: tuple[bool, bool, bool]) -> tuple:
     """The gradients to the logits ``(rows, V)``, the table and (per row) tau of
     :func:`_chunked_forward`, each None where ``needs`` says it is not needed."""
     index, shift, lse, *outs = saved
@@ -375,7 +396,7 @@ def _chunked_backward(x: torch.Tensor, weight: torch.Tensor, tau: float | torch.
                 centre[1] = (centre[1] + sampled) / 2
             for part in chunks:
                 table = upcast(weight[part])
-                logit = upcast(x[block, part]) - shift[block, None]
+                logit = _chunk_logits(x, shift, floor, block, part)
                 gv = gb @ table.T
                 if mode == "reinmax":
                     pi_0 = torch.exp(logit - lse[0, block, None])
@@ -420,32 +441,35 @@ class _SoftEmbedding(torch.autograd.Function):
     or ``"portable"``; outputs ``(rows, d)``."""
 
     @staticmethod
-    def forward(ctx, logits, weight, tau, dim, mode, noise, seed, chunk, need_grad):
+    def forward(ctx, logits, weight, tau, floor, dim, mode, noise, seed, chunk, need_grad):
         x = _rows(logits, dim)
         ctx.triton = _on_triton(x)
         if ctx.triton:
-            value, saved = _triton_kernels().forward(x.contiguous(), weight, tau, mode, noise,
-                                                    seed, need_grad)
+            value, saved = _triton_kernels().forward(x.contiguous(), weight, tau, floor, mode,
+                                                    noise, seed, need_grad)
         else:
-            value, saved = _chunked_forward(x, weight, tau, mode, noise, seed, chunk)
+            value, saved = _chunked_forward(x, weight, tau, floor, mode, noise, seed, chunk)
         ctx.dim, ctx.mode, ctx.noise, ctx.seed, ctx.chunk = dim, mode, noise, seed, chunk
         ctx.float_tau = None if isinstance(tau, torch.Tensor) else tau
-        ctx.save_for_backward(logits, weight, tau if ctx.float_tau is None else None, *saved)
+        ctx.save_for_backward(logits, weight, tau if ctx.float_tau is None else None, floor,
+                              *saved)
         return value
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        logits, weight, tau, *saved = ctx.saved_tensors
+        logits, weight, tau, floor, *saved = ctx.saved_tensors
         tau = ctx.float_tau if tau is None else tau
         x = _rows(logits, ctx.dim)
         needs = ctx.needs_input_grad[:3]
         if ctx.triton:
             grad_x, grad_w, grad_tau = _triton_kernels().backward(
-                x.contiguous(), weight, tau, saved, grad, ctx.mode, ctx.noise, ctx.seed, needs)
+                x.contiguous(), weight, tau, floor, saved, grad, ctx.mode, ctx.noise, ctx.seed,
+                needs)
         else:
-            grad_x, grad_w, grad_tau = _chunked_backward(x, weight, tau, saved, grad, ctx.mode,
-                                                         ctx.noise, ctx.seed, ctx.chunk, needs)
+            grad_x, grad_w, grad_tau = _chunked_backward(x, weight, tau, floor, saved, grad,
+                                                         ctx.mode, ctx.noise, ctx.seed,
+                                                         ctx.chunk, needs)
         if grad_x is not None:
             grad_x = grad_x.reshape(logits.movedim(ctx.dim, -1).shape).movedim(-1, ctx.dim)
-        return grad_x, grad_w, grad_tau, None, None, None, None, None, None
+        return grad_x, grad_w, grad_tau, None, None, None, None, None, None, None

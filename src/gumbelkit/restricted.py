@@ -48,6 +48,7 @@ from ._validate import check_count, check_logits
 __all__ = ["restrict"]
 
 _TOP_P_START = 64  # the first k of top-p's growing topk: most nuclei of language models fit
+FLOOR_BLOCK = 2**22  # entries of a block of rows in restriction_floor (16 MiB of float32)
 
 
 def restrict(
@@ -111,6 +112,26 @@ def restricted(
     if min_p is not None:  # the maximum survives top_k and top_p: the ratio is unchanged
         drop |= shifted(x, dim) < math.log(min_p)
     return logits.masked_fill(drop, -math.inf)
+
+
+def restriction_floor(
+    rows: torch.Tensor, top_k: int | None, top_p: float | None, min_p: float | None
+) -> torch.Tensor | None:
+    """The smallest kept logit of each of the ``(n, V)`` logits' rows under the checked
+    options, in the compute dtype (None when no rule is given): each rule keeps an upper set
+    of a row's logits (the largest, a probability or a ratio to the maximum at least a bound,
+    each monotone in the logit), so :func:`restricted`'s kept set is exactly ``{x >= floor}``
+    (in the compute dtype). Computed over blocks of rows of at most :data:`FLOOR_BLOCK` entries,
+    so that no temporary of the logits' size is made: n numbers stand for the whole mask."""
+    if top_k is None and top_p is None and min_p is None:
+        return None
+    n, size = rows.shape
+    floor = rows.new_empty(n, dtype=upcast(rows[:0]).dtype)
+    step = max(1, FLOOR_BLOCK // max(size, 1))
+    for start in range(0, n, step):
+        kept = restricted(upcast(rows[start:start + step].detach()), 1, top_k, top_p, min_p)
+        floor[start:start + step] = kept.masked_fill(kept.isneginf(), math.inf).amin(1)
+    return floor
 
 
 def _outside_nucleus(logits: torch.Tensor, top_p: float, dim: int) -> torch.Tensor:

@@ -18,7 +18,15 @@ from gumbelkit import embedding
 from gumbelkit.portable import portable_gumbel, portable_gumbel_max
 from tests.kernels.conftest import KERNEL_DEVICE
 from tests.stats import assert_law, gen
-from tests.test_embedding import DTYPES, LAYOUTS, NOISES, check_against_the_composition, seed_of
+from tests.test_embedding import (
+    DTYPES,
+    LAYOUTS,
+    NOISES,
+    RESTRICTIONS,
+    check_against_the_composition,
+    check_restricted_support,
+    seed_of,
+)
 
 # the interpreter divides by zero in padding rows whose results are masked out on store
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -45,6 +53,13 @@ def kernels(triton_gumbel, monkeypatch):
 def test_equals_the_composition_for_the_same_noise(kernels, shape, dim, chunk, mode, dtype,
                                                    noise):
     check_against_the_composition(shape, dim, chunk, mode, dtype, noise, KERNEL_DEVICE)
+
+
+@pytest.mark.parametrize("noise", NOISES)
+@pytest.mark.parametrize("mode", ["gs", "st-gs", "reinmax"])
+@pytest.mark.parametrize("rule", RESTRICTIONS[::3], ids=str)
+def test_restricted_support_is_that_of_the_restricted_logits(kernels, rule, mode, noise):
+    check_restricted_support(rule, mode, noise, KERNEL_DEVICE)
 
 
 @pytest.mark.skipif(KERNEL_DEVICE != "cpu", reason="compiled Triton holds constants in float32")

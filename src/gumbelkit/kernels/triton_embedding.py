@@ -30,6 +30,10 @@ from the saved ``shift``, ``lse`` and the seed, and writes ``d x = y (gv - c) / 
 2`` (``J(p) v = p (v - <p, v>)``) needs no noise; the hard samples' table gradient is ``g`` added
 at the sampled rows.
 
+A restricted support (``top_k``, ``top_p``, ``min_p``) comes as each row's floor, its smallest
+kept logit (:func:`gumbelkit.restricted.restriction_floor`): the kernels read the logits below
+it as ``-inf``.
+
 Noise: ``"torch"`` is the Gumbel-max kernels' Philox noise (:func:`.triton_gumbel.gumbel_tile`,
 counter ``row * ceil(V / 4) + j // 4``), ``"portable"`` the hash of
 :mod:`gumbelkit.portable`, its per-row state computed by torch (:func:`~gumbelkit.portable.
@@ -93,10 +97,15 @@ def _noise(seed, state0, state1, rows, cols, col0, KQ, NOISE: tl.constexpr,
 
 
 @triton.jit
-def _row_inputs(shift_ptr, scale_ptr, states_ptr, seed_ptr, rows, row_ok, n_rows,
-                NOISE: tl.constexpr, TAU_PER_ROW: tl.constexpr):
-    """Each row's shift and ``1 / tau``, the seed, and the portable noise's row states."""
+def _row_inputs(shift_ptr, floor_ptr, scale_ptr, states_ptr, seed_ptr, rows, row_ok, n_rows,
+                NOISE: tl.constexpr, TAU_PER_ROW: tl.constexpr, RESTRICTED: tl.constexpr):
+    """Each row's shift, floor (the smallest kept logit of a restricted support; -inf) and
+    ``1 / tau``, the seed, and the portable noise's row states."""
     shift = tl.load(shift_ptr + rows, mask=row_ok, other=0.0)
+    if RESTRICTED:
+        floor = tl.load(floor_ptr + rows, mask=row_ok, other=0.0)
+    else:
+        floor = tl.full(shift.shape, float("-inf"), shift.dtype)
     if TAU_PER_ROW:
         scale = tl.load(scale_ptr + rows, mask=row_ok, other=1.0)
     else:
@@ -108,14 +117,15 @@ def _row_inputs(shift_ptr, scale_ptr, states_ptr, seed_ptr, rows, row_ok, n_rows
     else:
         state0 = rows.to(tl.uint32)  # unused
         state1 = state0
-    return shift, scale, seed, state0, state1
+    return shift, floor, scale, seed, state0, state1
 
 
 @triton.jit
-def _logits(x_ptr, rows, cols, mask, V, shift, COMPUTE: tl.constexpr):
-    """The tile of ``x - shift``, -inf where masked."""
+def _logits(x_ptr, rows, cols, mask, V, shift, floor, COMPUTE: tl.constexpr):
+    """The tile of ``x - shift``, -inf where masked and below the row's floor."""
     x = tl.load(x_ptr + rows[:, None] * V + cols[None, :], mask=mask, other=float("-inf"))
-    return x.to(COMPUTE) - shift[:, None]
+    x = x.to(COMPUTE)
+    return tl.where(x < floor[:, None], float("-inf"), x - shift[:, None])
 
 
 @triton.jit
@@ -127,14 +137,15 @@ def _online(top, total, scores):
 
 
 @triton.jit
-def _statistics_kernel(x_ptr, shift_ptr, scale_ptr, seed_ptr, states_ptr, lse_ptr, index_ptr,
-                       n_rows, V, KQ, MODE: tl.constexpr, NOISE: tl.constexpr,
-                       TAU_PER_ROW: tl.constexpr, BLOCK_R: tl.constexpr,
-                       BLOCK_V: tl.constexpr, COMPUTE: tl.constexpr):
+def _statistics_kernel(x_ptr, shift_ptr, floor_ptr, scale_ptr, seed_ptr, states_ptr, lse_ptr,
+                       index_ptr, n_rows, V, KQ, MODE: tl.constexpr, NOISE: tl.constexpr,
+                       TAU_PER_ROW: tl.constexpr, RESTRICTED: tl.constexpr,
+                       BLOCK_R: tl.constexpr, BLOCK_V: tl.constexpr, COMPUTE: tl.constexpr):
     rows = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     row_ok = rows < n_rows
-    shift, scale, seed, state0, state1 = _row_inputs(shift_ptr, scale_ptr, states_ptr, seed_ptr,
-                                                     rows, row_ok, n_rows, NOISE, TAU_PER_ROW)
+    shift, floor, scale, seed, state0, state1 = _row_inputs(
+        shift_ptr, floor_ptr, scale_ptr, states_ptr, seed_ptr, rows, row_ok, n_rows, NOISE,
+        TAU_PER_ROW, RESTRICTED)
     top0 = tl.full([BLOCK_R], float("-inf"), COMPUTE)
     total0 = tl.zeros([BLOCK_R], COMPUTE)
     top1, total1 = top0, total0  # ReinMax's second softmax
@@ -143,7 +154,7 @@ def _statistics_kernel(x_ptr, shift_ptr, scale_ptr, seed_ptr, states_ptr, lse_pt
     for col0 in range(0, V, BLOCK_V):
         cols = col0 + tl.arange(0, BLOCK_V)
         logit = _logits(x_ptr, rows, cols, row_ok[:, None] & (cols < V)[None, :], V, shift,
-                        COMPUTE)
+                        floor, COMPUTE)
         z = logit + _noise(seed, state0, state1, rows, cols, col0, KQ, NOISE, BLOCK_V, COMPUTE)
         if MODE != GS:
             tile_best, tile_index = tl.max(z, 1, return_indices=True)
@@ -162,10 +173,11 @@ def _statistics_kernel(x_ptr, shift_ptr, scale_ptr, seed_ptr, states_ptr, lse_pt
 
 
 @triton.jit
-def _probabilities_kernel(x_ptr, shift_ptr, scale_ptr, seed_ptr, states_ptr, lse_ptr, y_ptr,
-                          row0, n_block, n_rows, V, KQ, STREAM: tl.constexpr,
-                          NOISE: tl.constexpr, TAU_PER_ROW: tl.constexpr, TILE_R: tl.constexpr,
-                          TILE_V: tl.constexpr, COMPUTE: tl.constexpr):
+def _probabilities_kernel(x_ptr, shift_ptr, floor_ptr, scale_ptr, seed_ptr, states_ptr,
+                          lse_ptr, y_ptr, row0, n_block, n_rows, V, KQ, STREAM: tl.constexpr,
+                          NOISE: tl.constexpr, TAU_PER_ROW: tl.constexpr,
+                          RESTRICTED: tl.constexpr, TILE_R: tl.constexpr, TILE_V: tl.constexpr,
+                          COMPUTE: tl.constexpr):
     """``exp(s - lse)`` of the stream for rows ``row0 .. row0 + n_block`` into ``y`` (local rows);
     ``lse_ptr`` points at the stream's log-sum-exps."""
     local = tl.program_id(0).to(tl.int64) * TILE_R + tl.arange(0, TILE_R)
@@ -174,9 +186,10 @@ def _probabilities_kernel(x_ptr, shift_ptr, scale_ptr, seed_ptr, states_ptr, lse
     col0 = tl.program_id(1) * TILE_V
     cols = col0 + tl.arange(0, TILE_V)
     mask = row_ok[:, None] & (cols < V)[None, :]
-    shift, scale, seed, state0, state1 = _row_inputs(shift_ptr, scale_ptr, states_ptr, seed_ptr,
-                                                     rows, row_ok, n_rows, NOISE, TAU_PER_ROW)
-    scores = _logits(x_ptr, rows, cols, mask, V, shift, COMPUTE)
+    shift, floor, scale, seed, state0, state1 = _row_inputs(
+        shift_ptr, floor_ptr, scale_ptr, states_ptr, seed_ptr, rows, row_ok, n_rows, NOISE,
+        TAU_PER_ROW, RESTRICTED)
+    scores = _logits(x_ptr, rows, cols, mask, V, shift, floor, COMPUTE)
     if STREAM == RELAXED:
         scores = (scores + _noise(seed, state0, state1, rows, cols, col0, KQ, NOISE, TILE_V,
                                   COMPUTE)) * scale[:, None]
@@ -188,12 +201,12 @@ def _probabilities_kernel(x_ptr, shift_ptr, scale_ptr, seed_ptr, states_ptr, lse
 
 
 @triton.jit
-def _backward_kernel(x_ptr, shift_ptr, scale_ptr, seed_ptr, states_ptr, lse_ptr, index_ptr,
-                     centre_ptr, gv_ptr, gx_ptr, y_ptr, partial_ptr, col_start, width, n_rows, V,
-                     KQ, n_tiles, MODE: tl.constexpr, NOISE: tl.constexpr,
-                     TAU_PER_ROW: tl.constexpr, NEED_X: tl.constexpr, NEED_TAU: tl.constexpr,
-                     WRITE_Y: tl.constexpr, TILE_R: tl.constexpr, TILE_V: tl.constexpr,
-                     COMPUTE: tl.constexpr):
+def _backward_kernel(x_ptr, shift_ptr, floor_ptr, scale_ptr, seed_ptr, states_ptr, lse_ptr,
+                     index_ptr, centre_ptr, gv_ptr, gx_ptr, y_ptr, partial_ptr, col_start, width,
+                     n_rows, V, KQ, n_tiles, MODE: tl.constexpr, NOISE: tl.constexpr,
+                     TAU_PER_ROW: tl.constexpr, RESTRICTED: tl.constexpr, NEED_X: tl.constexpr,
+                     NEED_TAU: tl.constexpr, WRITE_Y: tl.constexpr, TILE_R: tl.constexpr,
+                     TILE_V: tl.constexpr, COMPUTE: tl.constexpr):
     """The gradients of the chunk of categories ``col_start .. col_start + width`` (``gv`` and
     ``y`` are ``(n_rows, width)``; ``col_start`` a multiple of ``TILE_V``)."""
     rows = tl.program_id(0).to(tl.int64) * TILE_R + tl.arange(0, TILE_R)
@@ -202,13 +215,14 @@ def _backward_kernel(x_ptr, shift_ptr, scale_ptr, seed_ptr, states_ptr, lse_ptr,
     col0 = col_start + tl.program_id(1) * TILE_V
     cols = col_start + local
     mask = row_ok[:, None] & (local < width)[None, :]
-    shift, scale, seed, state0, state1 = _row_inputs(shift_ptr, scale_ptr, states_ptr, seed_ptr,
-                                                     rows, row_ok, n_rows, NOISE, TAU_PER_ROW)
+    shift, floor, scale, seed, state0, state1 = _row_inputs(
+        shift_ptr, floor_ptr, scale_ptr, states_ptr, seed_ptr, rows, row_ok, n_rows, NOISE,
+        TAU_PER_ROW, RESTRICTED)
     chunk = rows[:, None] * width + local[None, :]
     gv = tl.load(gv_ptr + chunk, mask=mask, other=0.0).to(COMPUTE)
     centre0 = tl.load(centre_ptr + rows, mask=row_ok, other=0.0)[:, None]
     lse0 = tl.load(lse_ptr + rows, mask=row_ok, other=0.0)[:, None]
-    logit = _logits(x_ptr, rows, cols, mask, V, shift, COMPUTE)
+    logit = _logits(x_ptr, rows, cols, mask, V, shift, floor, COMPUTE)
     if MODE == REINMAX:
         centre1 = tl.load(centre_ptr + n_rows + rows, mask=row_ok, other=0.0)[:, None]
         lse1 = tl.load(lse_ptr + n_rows + rows, mask=row_ok, other=0.0)[:, None]
@@ -246,12 +260,15 @@ def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 class _Call:
-    """What every kernel of one call reads: the logits ``(n, V)``, their row shift, ``1 / tau``
-    (one number, or one per row), the seed and the portable noise's row states."""
+    """What every kernel of one call reads: the logits ``(n, V)``, their row shift and floor
+    (None: no restriction), ``1 / tau`` (one number, or one per row), the seed and the portable
+    noise's row states."""
 
     def __init__(self, x: torch.Tensor, tau: float | torch.Tensor, shift: torch.Tensor,
-                 noise: str, seed: int) -> None:
+                 floor: torch.Tensor | None, noise: str, seed: int) -> None:
         self.x, self.shift = x, shift
+        self.restricted = floor is not None
+        self.floor = floor if floor is not None else shift
         self.n, self.size = x.shape
         dtype = compute_dtype(x)
         self.per_row = isinstance(tau, torch.Tensor)
@@ -263,10 +280,11 @@ class _Call:
                        if noise == "portable" else self.seed)
 
     def inputs(self) -> tuple:
-        return self.x, self.shift, self.scale, self.seed, self.states
+        return self.x, self.shift, self.floor, self.scale, self.seed, self.states
 
     def options(self) -> dict:
-        return dict(NOISE=self.noise, TAU_PER_ROW=self.per_row, COMPUTE=_compute_type(self.x))
+        return dict(NOISE=self.noise, TAU_PER_ROW=self.per_row, RESTRICTED=self.restricted,
+                    COMPUTE=_compute_type(self.x))
 
 
 def _shift(x: torch.Tensor) -> torch.Tensor:
@@ -275,12 +293,13 @@ def _shift(x: torch.Tensor) -> torch.Tensor:
     return shift.masked_fill_(shift.isneginf(), 0.0)
 
 
-def forward(x: torch.Tensor, weight: torch.Tensor, tau: float | torch.Tensor, mode: str,
-            noise: str, seed: int, need_grad: bool) -> tuple[torch.Tensor, tuple]:
+def forward(x: torch.Tensor, weight: torch.Tensor, tau: float | torch.Tensor,
+            floor: torch.Tensor | None, mode: str, noise: str, seed: int,
+            need_grad: bool) -> tuple[torch.Tensor, tuple]:
     """The value ``(n, d)`` in the logits' dtype and what :func:`backward` needs: the sampled
     index (hard modes), the shift, the log-sum-exps ``(streams, n)`` and the soft outputs
     ``(streams, n, d)`` in the compute dtype (module docstring)."""
-    call = _Call(x, tau, _shift(x), noise, seed)
+    call = _Call(x, tau, _shift(x), floor, noise, seed)
     n, size = x.shape
     dtype = compute_dtype(x)
     lse = x.new_empty((2 if mode == "reinmax" else 1, n), dtype=dtype)
@@ -307,15 +326,15 @@ def forward(x: torch.Tensor, weight: torch.Tensor, tau: float | torch.Tensor, mo
     return value, (index, call.shift, lse, outs)
 
 
-def backward(x: torch.Tensor, weight: torch.Tensor, tau: float | torch.Tensor, saved: tuple,
-             grad: torch.Tensor, mode: str, noise: str, seed: int,
-             needs: tuple[bool, bool, bool]) -> tuple:
+def backward(x: torch.Tensor, weight: torch.Tensor, tau: float | torch.Tensor,
+             floor: torch.Tensor | None, saved: tuple, grad: torch.Tensor, mode: str, noise: str,
+             seed: int, needs: tuple[bool, bool, bool]) -> tuple:
     """The gradients to the logits ``(n, V)``, the table and (per row) tau, each None where
     ``needs`` says it is not needed."""
     index, shift, lse, outs = saved
     need_x, need_w, need_tau = needs
     need_tau = need_tau and mode != "reinmax"
-    call = _Call(x, tau, shift, noise, seed)
+    call = _Call(x, tau, shift, floor, noise, seed)
     n, size = x.shape
     g = grad.contiguous()
     wide = upcast(g)
