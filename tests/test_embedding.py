@@ -284,6 +284,12 @@ def test_bad_input_raises_naming_the_argument():
         gk.soft_embedding(logits, weight, noise="philox")
     with pytest.raises(ValueError, match="noise must be one of"):
         soft_embedding_noise(logits, noise="philox")
+    with pytest.raises(ValueError, match="top_k"):
+        gk.soft_embedding(logits, weight, top_k=0)
+    with pytest.raises(ValueError, match="top_p"):
+        gk.soft_embedding(logits, weight, top_p=1.5)
+    with pytest.raises(TypeError, match="min_p"):
+        gk.soft_embedding(logits, weight, min_p="0.1")
     with pytest.raises(ValueError, match="NaN"):
         gk.soft_embedding(torch.full((2, 5), math.nan), weight)
 
@@ -398,13 +404,3 @@ def test_restricted_hard_samples_follow_the_renormalised_law():
     counts = torch.bincount(out.argmax(1), minlength=6)
     assert (counts[law == 0] == 0).all() and 0 < int((law == 0).sum()) < 6
     assert_law(counts[law > 0], law[law > 0])
-
-
-def test_bad_restrictions_are_rejected_by_name():
-    logits, weight = torch.randn(4, 5), torch.randn(5, 3)
-    with pytest.raises(ValueError, match="top_k"):
-        gk.soft_embedding(logits, weight, top_k=0)
-    with pytest.raises(ValueError, match="top_p"):
-        gk.soft_embedding(logits, weight, top_p=1.5)
-    with pytest.raises(TypeError, match="min_p"):
-        gk.soft_embedding(logits, weight, min_p="0.1")
