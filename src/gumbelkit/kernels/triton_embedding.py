@@ -251,10 +251,14 @@ def _compute_type(x: torch.Tensor):
     return tl.float64 if x.dtype == torch.float64 else tl.float32
 
 
+# torch.mm(..., out_dtype=) (aten::mm.dtype: half factors, float32 result) is in newer torch
+_HALF_PRODUCT_TO_FLOAT32 = hasattr(torch.ops.aten.mm, "dtype")
+
+
 def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a @ b`` in the compute dtype: half-precision factors stay half on CUDA (the tensor
-    cores) with a float32 result."""
-    if a.dtype in (torch.float16, torch.bfloat16) and a.is_cuda:
+    cores) with a float32 result where torch has that product, else are upcast first."""
+    if a.dtype in (torch.float16, torch.bfloat16) and a.is_cuda and _HALF_PRODUCT_TO_FLOAT32:
         return torch.mm(a, b, out_dtype=torch.float32)
     return torch.mm(upcast(a), upcast(b))
 
