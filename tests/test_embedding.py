@@ -220,6 +220,22 @@ def test_hard_samples_are_the_gumbel_max_and_follow_softmax(noise):
 
 
 @pytest.mark.parametrize("noise", NOISES)
+@pytest.mark.parametrize("mode", ["st-gs", "reinmax"])
+def test_hard_samples_without_gradient_are_the_same_rows(small_tiles, mode, noise):
+    """Without a gradient to compute (torch.no_grad) the hard samples skip the softmaxes that
+    only their gradient uses: the same table rows as with one, for the same seed."""
+    logits = torch.randn(7, 30, generator=gen(45), requires_grad=True)
+    weight = torch.randn(30, 3, generator=gen(46))
+    with_grad = gk.soft_embedding(logits, weight, 0.5, estimator=mode, generator=gen(47),
+                                  noise=noise, chunk_size=4)
+    with torch.no_grad():
+        without = gk.soft_embedding(logits, weight, 0.5, estimator=mode, generator=gen(47),
+                                    noise=noise, chunk_size=4)
+    assert with_grad.requires_grad and not without.requires_grad
+    assert torch.equal(with_grad.detach(), without)
+
+
+@pytest.mark.parametrize("noise", NOISES)
 def test_masks_offsets_and_seeds(noise):
     logits = torch.randn(6, 30, generator=gen(13), dtype=torch.float64) + 1e4
     logits[:, ::3] = -math.inf

@@ -49,7 +49,9 @@ Gao 2023, as :mod:`gumbelkit.estimators.reinmax`) has the same forward value and
 gradient ``2 J(pi_1) (g E^T) - J(pi_0) (g E^T) / 2`` with ``pi_0 = softmax(logits)``, ``pi_1 =
 (one_hot(k) + softmax(logits / tau)) / 2`` and ``J(p) v = p * (v - <p, v>)``: two noiseless
 online softmaxes, whose outputs ``pi @ E`` give the inner products ``<p, g E^T> = g . (p @ E)``;
-tau gets no gradient there, as in that estimator.
+tau gets no gradient there, as in that estimator. The hard samples' softmaxes serve their
+gradient only: without one to compute (``torch.no_grad``, no input requiring it) the forward
+pass is the argmax and the gather alone.
 
 Two paths compute it. On CUDA tensors of float16, bfloat16 or float32 with Triton installed
 (the ``gpu`` extra), Triton kernels do the elementwise work and the row reductions and cuBLAS the
@@ -333,12 +335,14 @@ class _OnlineSoftmax:
 
 def _chunked_forward(x: torch.Tensor, weight: torch.Tensor, tau: float | torch.Tensor,
                      floor: torch.Tensor | None, mode: str, noise: str, seed: int,
-                     chunk: int) -> tuple[torch.Tensor, tuple]:
+                     chunk: int, need_grad: bool) -> tuple[torch.Tensor, tuple]:
     """The value ``(rows, d)`` and what :func:`_chunked_backward` needs, in chunks of PyTorch
-    operations (the CPU's path, and CUDA's where Triton is not)."""
+    operations (the CPU's path, and CUDA's where Triton is not); the hard samples' softmaxes,
+    which only their gradient uses, only when ``need_grad``."""
     dtype = compute_dtype(x)
     rows, width = x.shape[0], weight.shape[1]
-    streams = 2 if mode == "reinmax" else 1  # reinmax: softmax(logits), softmax(logits/tau)
+    # reinmax: softmax(logits), softmax(logits/tau)
+    streams = 0 if mode != "gs" and not need_grad else 2 if mode == "reinmax" else 1
     outs = [x.new_empty((rows, width), dtype=dtype) for _ in range(streams)]
     lse = x.new_empty((streams, rows), dtype=dtype)
     shift = x.amax(1).to(dtype) if x.numel() else x.new_empty(rows, dtype=dtype)
@@ -356,9 +360,10 @@ def _chunked_forward(x: torch.Tensor, weight: torch.Tensor, tau: float | torch.T
                 tile_best, tile_top = z.max(1)
                 top = torch.where(tile_best > best, tile_top + part.start, top)
                 best = torch.maximum(best, tile_best)
-            scores = [logit, logit / scale] if mode == "reinmax" else [z.div_(scale)]
-            for stream, s in zip(online, scores, strict=True):
-                stream.add_(s, upcast(weight[part]))
+            if online:
+                scores = [logit, logit / scale] if mode == "reinmax" else [z.div_(scale)]
+                for stream, s in zip(online, scores, strict=True):
+                    stream.add_(s, upcast(weight[part]))
         for k, stream in enumerate(online):
             outs[k][block], lse[k, block] = stream.result()
         if index is not None:
@@ -448,7 +453,8 @@ class _SoftEmbedding(torch.autograd.Function):
             value, saved = _triton_kernels().forward(x.contiguous(), weight, tau, floor, mode,
                                                     noise, seed, need_grad)
         else:
-            value, saved = _chunked_forward(x, weight, tau, floor, mode, noise, seed, chunk)
+            value, saved = _chunked_forward(x, weight, tau, floor, mode, noise, seed, chunk,
+                                            need_grad)
         ctx.dim, ctx.mode, ctx.noise, ctx.seed, ctx.chunk = dim, mode, noise, seed, chunk
         ctx.float_tau = None if isinstance(tau, torch.Tensor) else tau
         ctx.save_for_backward(logits, weight, tau if ctx.float_tau is None else None, floor,
