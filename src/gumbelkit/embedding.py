@@ -202,7 +202,7 @@ def soft_embedding_noise(
     chunk_size = check_count(chunk_size, "chunk_size")
     x = _rows(logits.detach(), dim)
     noise, seed = _check_noise(noise), _seed(generator, logits.device)
-    out = (_triton_kernels().noise(x, noise, seed) if _on_triton(x) and not portable()
+    out = (_triton_kernels().drawn_noise(x, noise, seed) if _on_triton(x) and not portable()
            else _chunked_noise(x, noise, seed, chunk_size))
     return out.reshape(logits.movedim(dim, -1).shape).movedim(-1, dim)
 

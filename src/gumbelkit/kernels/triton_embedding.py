@@ -53,7 +53,7 @@ from .. import portable
 from .._ops import compute_dtype, upcast
 from .triton_gumbel import finite, gumbel_noise, gumbel_tile
 
-__all__ = ["BUFFER_ENTRIES", "forward", "backward", "noise"]
+__all__ = ["BUFFER_ENTRIES", "backward", "drawn_noise", "forward"]
 
 BUFFER_ENTRIES = 2**26  # entries of a (rows x categories) buffer: 256 MiB of float32
 BLOCK_R = 4  # rows per program of the statistics pass, which walks whole rows
@@ -370,10 +370,10 @@ def backward(x: torch.Tensor, weight: torch.Tensor, tau: float | torch.Tensor,
     return grad_x, None if grad_w is None else grad_w.to(weight.dtype), grad_tau
 
 
-def noise(x: torch.Tensor, noise_kind: str, seed: int) -> torch.Tensor:
+def drawn_noise(x: torch.Tensor, kind: str, seed: int) -> torch.Tensor:
     """The noise ``G`` ``(n, V)`` that the kernels add for ``seed`` (the compute dtype); the
     portable noise is :func:`gumbelkit.portable.portable_gumbel`'s, whichever computes it."""
-    if noise_kind == "portable":
+    if kind == "portable":
         return portable.portable_gumbel(x.shape, seed, dtype=compute_dtype(x), device=x.device)
     seed_tensor = torch.tensor([seed], dtype=torch.int64, device=x.device)
     return gumbel_noise(x.shape, 1, seed_tensor, x.dtype)
