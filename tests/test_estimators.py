@@ -302,6 +302,35 @@ def test_gs_gradient_is_reparameterized(tau):
     assert (grad[..., 0, 3] == 0).all()  # masked entry: no gradient
 
 
+@pytest.mark.parametrize("name", [name for name, est in gk.ESTIMATORS.items() if est.pathwise])
+def test_masked_logits_give_a_learned_tau_a_finite_gradient(name):
+    """-inf logits (masks) with a tensor tau: tau's gradient is finite, eagerly and under
+    torch.func.grad (plain division gave NaN there: -inf / tau differentiated in tau is inf,
+    times the zero gradient of a masked entry). For gs it is the gradient of the sample over
+    the unmasked categories alone, for the same noise."""
+    theta = torch.randn(4, 6, generator=gen(60), dtype=F64)
+    theta[:, 2] = NEG_INF
+    weights = torch.randn(4, 6, generator=gen(61), dtype=F64)
+
+    def loss(tau, generator):
+        return (gk.sample(theta, name, tau=tau, generator=generator) * weights).sum()
+
+    tau = torch.full((4, 1), 0.7, dtype=F64, requires_grad=True)
+    value = loss(tau, gen(62))
+    if not value.requires_grad:  # zgr and reinmax give tau no gradient
+        return
+    (eager,) = torch.autograd.grad(value, tau)
+    transformed = torch.func.grad(lambda t: loss(t, gen(62)))(tau.detach())
+    assert torch.isfinite(eager).all() and torch.isfinite(transformed).all()
+    if name == "gs":
+        noise = gk.gumbel_noise((4, 6), dtype=F64, generator=noise_generator(gen(62)))
+        kept = [0, 1, 3, 4, 5]
+        leaf = tau.detach().clone().requires_grad_(True)
+        ref = torch.softmax((theta[:, kept] + noise[:, kept]) / leaf, -1)
+        (expected,) = torch.autograd.grad((ref * weights[:, kept]).sum(), leaf)
+        torch.testing.assert_close(eager, expected, rtol=1e-10, atol=1e-12)
+
+
 # --------------------------------------------------------------------------------------------
 # Expected gradients against exact enumeration
 

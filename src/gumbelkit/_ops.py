@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.autograd import forward_ad
 
@@ -156,6 +158,16 @@ def softmax(x: torch.Tensor, dim: int) -> torch.Tensor:
     return _SoftmaxAcrossRows.forward(x, dim % x.dim())
 
 
+def over_tau(scores: torch.Tensor, tau: float | torch.Tensor) -> torch.Tensor:
+    """``scores / tau``, where ``-inf`` scores (masked categories) stay ``-inf`` with a zero
+    gradient to a tensor ``tau``: plain division would give it NaN there (``d(s / tau) / d tau =
+    -s / tau^2 = inf``, times the zero gradient a masked entry gets)."""
+    if not isinstance(tau, torch.Tensor):
+        return scores / tau
+    masked = scores.isneginf()
+    return (scores.masked_fill(masked, 0.0) / tau).masked_fill(masked, -math.inf)
+
+
 def tempered_softmax(logits: torch.Tensor, tau: float | torch.Tensor, dim: int) -> torch.Tensor:
     """``softmax(logits / tau, dim)`` computed without overflow for any tau > 0 and any logits."""
-    return softmax(shifted(logits, dim) / floored(tau, logits.dtype), dim)
+    return softmax(over_tau(shifted(logits, dim), floored(tau, logits.dtype)), dim)

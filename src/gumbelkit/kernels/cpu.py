@@ -28,7 +28,7 @@ from collections.abc import Iterator
 
 import torch
 
-from .._ops import compute_dtype, replace_gradient, short_rows, softmax
+from .._ops import compute_dtype, over_tau, replace_gradient, short_rows, softmax
 from .reference import seeded
 
 __all__ = ["differentiable_gumbel_softmax", "fits_one_chunk", "gumbel_max", "gumbel_softmax"]
@@ -157,7 +157,7 @@ def differentiable_gumbel_softmax(logits: torch.Tensor, tau: torch.Tensor, hard:
         log_log = _log_log_(torch.rand(x.shape, dtype=x.dtype, generator=seeded(seed)))
         top = x.amax(dim, keepdim=True)
     perturbed = (x - top) - log_log
-    soft = softmax(perturbed / tau.to(x.dtype), dim).to(logits.dtype)
+    soft = softmax(over_tau(perturbed, tau.to(x.dtype)), dim).to(logits.dtype)
     if not hard:
         return soft
     index = perturbed.detach().argmax(dim, keepdim=True)

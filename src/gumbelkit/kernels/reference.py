@@ -18,7 +18,7 @@ import threading
 
 import torch
 
-from .._ops import floored, one_hot, replace_gradient, shifted, softmax, upcast
+from .._ops import floored, one_hot, over_tau, replace_gradient, shifted, softmax, upcast
 from ..noise import gumbel_like
 
 __all__ = ["perturb", "perturbed_softmax", "gumbel_max", "gumbel_softmax", "seeded",
@@ -47,7 +47,7 @@ def perturbed_softmax(
 def _hard_and_soft(perturbed: torch.Tensor, tau: float | torch.Tensor, hard: bool, dim: int
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """The sample (hard or soft) and the soft sample, for perturbed logits."""
-    soft = softmax(perturbed / floored(tau, perturbed.dtype), dim)
+    soft = softmax(over_tau(perturbed, floored(tau, perturbed.dtype)), dim)
     if not hard:
         return soft, soft
     return replace_gradient(one_hot(perturbed.detach().argmax(dim), soft, dim), soft), soft
