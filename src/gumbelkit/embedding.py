@@ -72,12 +72,12 @@ from collections.abc import Iterator
 from types import ModuleType
 
 import torch
-from torch.autograd.function import once_differentiable
 
-from ._ops import compute_dtype, floored, one_hot, portable, replace_gradient, upcast
+from ._ops import compute_dtype, floored, portable, upcast
 from ._validate import check_count, check_logits, check_tau, check_tensor
 from .estimators.reinmax import heun_sample
 from .kernels import backend_for
+from .kernels.reference import perturbed_softmax
 from .noise import gumbel_
 from .portable import portable_gumbel
 from .restricted import check_restriction, restricted, restriction_floor
@@ -130,7 +130,9 @@ def soft_embedding(
     (:func:`gumbelkit._ops.portable`) it is the plain composition ``sample @ weight`` with the
     chunked path's noise for the seed (the same values as an eager call on the CPU), which keeps
     the ``(rows, V)`` sample; under ``torch.compile`` it runs eagerly (a graph break), its seed
-    drawn from torch's generator as in an eager call.
+    drawn from torch's generator as in an eager call. Double backward (``create_graph=True``)
+    recomputes that composition with the call's noise and support and differentiates it,
+    holding the ``(rows, V)`` sample while it runs.
     """
     dim = check_logits(logits, dim)
     weight = _check_weight(weight, logits, dim)
@@ -172,15 +174,20 @@ def _composed(logits: torch.Tensor, weight: torch.Tensor, tau: float | torch.Ten
     the transforms and recorders that differentiate or record plain PyTorch operations only
     (:func:`gumbelkit._ops.portable`): it keeps the ``(rows, V)`` sample for backward."""
     x = upcast(restricted(_rows(logits, dim), 1, *restriction))
-    x = x - x.detach().amax(-1, keepdim=True)  # shifted as the chunked passes shift
-    z = x + _chunked_noise(x.detach(), noise, _seed(generator, logits.device), chunk)
+    drawn = _chunked_noise(x.detach(), noise, _seed(generator, logits.device), chunk)
+    return _plain(x, weight, tau, mode, drawn).to(logits.dtype)
+
+
+def _plain(x: torch.Tensor, weight: torch.Tensor, tau: float | torch.Tensor, mode: str,
+           drawn: torch.Tensor) -> torch.Tensor:
+    """``sample @ weight`` in plain PyTorch operations, in the compute dtype, for ``(rows, V)``
+    logits ``x`` in the compute dtype (``-inf`` outside a restricted support), the noise
+    ``drawn`` and ``tau`` a number or one per row."""
     scale = tau if not isinstance(tau, torch.Tensor) else tau[:, None]
-    sample = torch.softmax(z / scale, -1)
-    if mode != "gs":
-        hot = one_hot(z.detach().argmax(-1), z, -1)
-        sample = (replace_gradient(hot, sample) if mode == "st-gs"
-                  else heun_sample(hot, x, scale, -1))
-    return (sample @ upcast(weight)).to(logits.dtype)
+    sample = perturbed_softmax(x, drawn, scale, mode != "gs", -1)  # shifted as the passes shift
+    if mode == "reinmax":
+        sample = heun_sample(sample.detach(), x, scale, -1)
+    return sample @ upcast(weight)
 
 
 def soft_embedding_noise(
@@ -368,7 +375,8 @@ def _chunked_forward(x: torch.Tensor, weight: torch.Tensor, tau: float | torch.T
             outs[k][block], lse[k, block] = stream.result()
         if index is not None:
             index[block] = top
-    value = outs[0].to(x.dtype) if index is None else weight[index]
+    # a copy in any dtype: the output may be edited in place, the saved soft output may not
+    value = outs[0].to(x.dtype, copy=True) if index is None else weight[index]
     return value, (index, shift, lse, *outs)
 
 
@@ -439,6 +447,25 @@ def _triton_kernels() -> ModuleType:
     return triton_embedding
 
 
+def _differentiable_gradients(ctx, logits: torch.Tensor, weight: torch.Tensor,
+                              tau: float | torch.Tensor, floor: torch.Tensor | None,
+                              grad: torch.Tensor, needs: tuple[bool, bool, bool]) -> tuple:
+    """The gradients of a :class:`_SoftEmbedding` call as a graph (``create_graph=True``, for
+    double backward): the plain composition recomputed with the call's noise and support,
+    differentiated by autograd. It holds the ``(rows, V)`` sample while it runs."""
+    x = upcast(_rows(logits, ctx.dim))
+    if floor is not None:
+        x = x.masked_fill(x.detach() < floor[:, None], -math.inf)
+    rows = x.detach()
+    drawn = (_triton_kernels().drawn_noise(rows.contiguous(), ctx.noise, ctx.seed) if ctx.triton
+             else _chunked_noise(rows, ctx.noise, ctx.seed, ctx.chunk))
+    out = _plain(x, weight, tau, ctx.mode, drawn)
+    wanted = [t for t, need in zip((logits, weight, tau), needs, strict=True) if need]
+    grads = iter(torch.autograd.grad(out, wanted, upcast(grad), create_graph=True,
+                                     allow_unused=True))  # reinmax: tau unused
+    return tuple(next(grads) if need else None for need in needs)
+
+
 class _SoftEmbedding(torch.autograd.Function):
     """The forward and backward of :func:`soft_embedding` (module docstring): Triton's kernels
     (:mod:`gumbelkit.kernels.triton_embedding`) where :func:`_on_triton`, else the chunked
@@ -462,12 +489,14 @@ class _SoftEmbedding(torch.autograd.Function):
         return value
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad):
         logits, weight, tau, floor, *saved = ctx.saved_tensors
         tau = ctx.float_tau if tau is None else tau
         x = _rows(logits, ctx.dim)
         needs = ctx.needs_input_grad[:3]
+        if torch.is_grad_enabled():  # create_graph: gradients that are differentiable again
+            return (*_differentiable_gradients(ctx, logits, weight, tau, floor, grad, needs),
+                    None, None, None, None, None, None, None)
         if ctx.triton:
             grad_x, grad_w, grad_tau = _triton_kernels().backward(
                 x.contiguous(), weight, tau, floor, saved, grad, ctx.mode, ctx.noise, ctx.seed,

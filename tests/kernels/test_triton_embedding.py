@@ -140,3 +140,23 @@ def test_memory_held_for_backward_is_rows_by_d(kernels):
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         gk.soft_embedding(logits, weight, tau, generator=gen(11)).sum().backward()
     assert sum(saved) <= 4 * (rows * width + 4 * rows)
+
+
+@pytest.mark.parametrize("noise", NOISES)
+def test_double_backward_recomputes_with_the_kernels_noise(kernels, noise):
+    """create_graph=True: the gradients recomputed through the plain composition with the
+    kernels' own noise equal the kernels' gradients, and are differentiable again."""
+    logits = torch.randn(3, 40, generator=gen(54)).to(KERNEL_DEVICE).requires_grad_(True)
+    weight = torch.randn(40, 4, generator=gen(55)).to(KERNEL_DEVICE).requires_grad_(True)
+    upstream = torch.randn(3, 4, generator=gen(56)).to(KERNEL_DEVICE)
+
+    def call():
+        return gk.soft_embedding(logits, weight, 0.5, generator=gen(57), noise=noise, top_k=30)
+
+    fused = torch.autograd.grad(call(), (logits, weight), upstream)
+    graph = torch.autograd.grad(call(), (logits, weight), upstream, create_graph=True)
+    for first, second in zip(fused, graph, strict=True):
+        torch.testing.assert_close(first, second, rtol=1e-5, atol=1e-6)
+    assert all(g.requires_grad for g in graph)
+    sum(g.pow(2).sum() for g in graph).backward()
+    assert torch.isfinite(logits.grad).all() and torch.isfinite(weight.grad).all()

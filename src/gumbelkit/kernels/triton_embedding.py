@@ -326,7 +326,8 @@ def forward(x: torch.Tensor, weight: torch.Tensor, tau: float | torch.Tensor,
                     *call.inputs(), lse[k], y, start, stop - start, n, size, triton.cdiv(size, 4),
                     STREAM=stream, TILE_R=TILE_R, TILE_V=TILE_V, **call.options())
                 outs[k, start:stop] = _matmul(y, weight)
-    value = outs[0].to(x.dtype) if mode == "gs" else weight[index]
+    # a copy in any dtype: the output may be edited in place, the saved soft output may not
+    value = outs[0].to(x.dtype, copy=True) if mode == "gs" else weight[index]
     return value, (index, call.shift, lse, outs)
 
 
