@@ -461,3 +461,18 @@ def test_double_backward(small_tiles, mode, noise):
         assert (a is None and b is None) or torch.allclose(a, b, rtol=1e-9, atol=1e-10)
     if mode == "gs":
         assert torch.autograd.gradgradcheck(fn, inputs, eps=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("mode", ["gs", "st-gs"])
+def test_the_output_may_be_edited_in_place(mode):
+    """An in-place edit of the output (nothing backward needs is the output itself): the
+    gradient of 2 * out, twice that of out."""
+    logits = torch.randn(4, 12, generator=gen(58), requires_grad=True)
+    weight = torch.randn(12, 3, generator=gen(59))
+    grads = []
+    for factor in (1.0, 2.0):
+        out = gk.soft_embedding(logits, weight, 0.5, estimator=mode, generator=gen(60))
+        out.mul_(factor)
+        (grad,) = torch.autograd.grad(out.sum(), logits)
+        grads.append(grad)
+    torch.testing.assert_close(grads[1], 2 * grads[0])
