@@ -12,7 +12,7 @@ from torch.autograd import forward_ad
 import gumbelkit as gk
 from gumbelkit import embedding
 from gumbelkit._ops import compute_dtype, replace_gradient, shifted_to
-from gumbelkit.embedding import soft_embedding_noise
+from gumbelkit.embedding import CHUNK, soft_embedding_noise
 from gumbelkit.portable import portable_gumbel, portable_gumbel_max
 from tests.stats import assert_law, gen
 
@@ -196,28 +196,34 @@ def test_memory_held_for_backward_is_rows_by_d(monkeypatch):
     assert same_noise >= 4 * rows * size
 
 
-@pytest.mark.parametrize("noise", NOISES)
-def test_hard_samples_are_the_gumbel_max_and_follow_softmax(noise):
-    """20,000 rows, 6 categories over two chunks: the sampled row of an identity table is the
-    argmax of the logits plus the call's noise (portable_gumbel_max's token for the seed with
-    the portable noise), and the counts pass a chi-square test against softmax(logits) at level
-    1e-4 (tests/stats.py)."""
+def check_hard_samples(rows, noise, device, chunk=CHUNK):
+    """``rows`` rows of 6 categories: the sampled row of an identity table is the argmax of the
+    logits plus the call's noise (portable_gumbel_max's token for the seed with the portable
+    noise), and the counts pass a chi-square test against softmax(logits) at level 1e-4
+    (tests/stats.py); ``hard=True`` is st-gs. No gradient is asked for: the value alone is
+    computed (test_hard_samples_without_gradient_are_the_same_rows checks it is the same)."""
     probs_logits = torch.tensor([1.0, -0.5, 0.0, 2.0, -1.0, 0.5])
-    logits = probs_logits.expand(20_000, 6)
-    table = torch.eye(6)
-    drawn = soft_embedding_noise(logits, generator=gen(12), noise=noise, chunk_size=4)
+    logits = probs_logits.expand(rows, 6).to(device)
+    table = torch.eye(6, device=device)
+    drawn = soft_embedding_noise(logits, generator=gen(12), noise=noise, chunk_size=chunk)
     for mode in ("st-gs", "reinmax"):
         out = gk.soft_embedding(logits, table, 0.5, estimator=mode, generator=gen(12),
-                                noise=noise, chunk_size=4)
-        assert torch.equal(out.sum(1), torch.ones(20_000))  # one-hot: exactly 0 and 1
+                                noise=noise, chunk_size=chunk)
+        assert torch.equal(out.sum(1), torch.ones(rows, device=device))  # exactly 0 and 1
         tokens = out.argmax(1)
         assert torch.equal(tokens, (logits + drawn).argmax(1))
         if noise == "portable":
-            assert torch.equal(tokens, portable_gumbel_max(logits, seed_of(12)))
-        assert_law(torch.bincount(tokens, minlength=6), torch.softmax(probs_logits, 0))
+            assert torch.equal(tokens.cpu(), portable_gumbel_max(logits.cpu(), seed_of(12)))
+        assert_law(torch.bincount(tokens.cpu(), minlength=6), torch.softmax(probs_logits, 0))
     hard = gk.soft_embedding(logits, table, 0.5, hard=True, generator=gen(12), noise=noise,
-                             chunk_size=4)
+                             chunk_size=chunk)
     assert torch.equal(hard, out)
+
+
+@pytest.mark.parametrize("noise", NOISES)
+def test_hard_samples_are_the_gumbel_max_and_follow_softmax(noise):
+    """20,000 rows over two chunks of categories (check_hard_samples)."""
+    check_hard_samples(20_000, noise, "cpu", chunk=4)
 
 
 @pytest.mark.parametrize("noise", NOISES)
@@ -278,37 +284,34 @@ def test_portable_noise_ignores_chunking_and_batch():
     assert one.shape == (3,) and torch.allclose(one, soft[0], rtol=0, atol=1e-12)
 
 
-def test_bad_input_raises_naming_the_argument():
-    logits = torch.randn(4, 5)
-    weight = torch.randn(5, 3)
-    with pytest.raises(ValueError, match="weight must be a"):
-        gk.soft_embedding(logits, torch.randn(6, 3))
-    with pytest.raises(TypeError, match="weight must have the logits' dtype"):
-        gk.soft_embedding(logits, weight.double())
-    with pytest.raises(TypeError, match="weight must be a torch.Tensor"):
-        gk.soft_embedding(logits, [[1.0]])
-    with pytest.raises(ValueError, match="supports the estimators gs, st-gs, reinmax"):
-        gk.soft_embedding(logits, weight, estimator="gr")
-    with pytest.raises(ValueError, match="same for every category"):
-        gk.soft_embedding(logits, weight, torch.ones(4, 5))
-    with pytest.raises(ValueError, match="tau must be"):
-        gk.soft_embedding(logits, weight, -1.0)
-    with pytest.raises(ValueError, match="chunk_size"):
-        gk.soft_embedding(logits, weight, chunk_size=0)
-    with pytest.raises(TypeError, match="hard must be a bool"):
-        gk.soft_embedding(logits, weight, hard=1)
-    with pytest.raises(ValueError, match="noise must be one of 'torch', 'portable'"):
-        gk.soft_embedding(logits, weight, noise="philox")
-    with pytest.raises(ValueError, match="noise must be one of"):
-        soft_embedding_noise(logits, noise="philox")
-    with pytest.raises(ValueError, match="top_k"):
-        gk.soft_embedding(logits, weight, top_k=0)
-    with pytest.raises(ValueError, match="top_p"):
-        gk.soft_embedding(logits, weight, top_p=1.5)
-    with pytest.raises(TypeError, match="min_p"):
-        gk.soft_embedding(logits, weight, min_p="0.1")
-    with pytest.raises(ValueError, match="NaN"):
-        gk.soft_embedding(torch.full((2, 5), math.nan), weight)
+_LOGITS, _WEIGHT = torch.randn(4, 5), torch.randn(5, 3)
+# (error, message, call): every bad argument named in its error
+BAD_CALLS = [
+    (ValueError, "weight must be a", lambda: gk.soft_embedding(_LOGITS, torch.randn(6, 3))),
+    (TypeError, "weight must have the logits' dtype",
+     lambda: gk.soft_embedding(_LOGITS, _WEIGHT.double())),
+    (TypeError, "weight must be a torch.Tensor", lambda: gk.soft_embedding(_LOGITS, [[1.0]])),
+    (ValueError, "supports the estimators gs, st-gs, reinmax",
+     lambda: gk.soft_embedding(_LOGITS, _WEIGHT, estimator="gr")),
+    (ValueError, "same for every category",
+     lambda: gk.soft_embedding(_LOGITS, _WEIGHT, torch.ones(4, 5))),
+    (ValueError, "tau must be", lambda: gk.soft_embedding(_LOGITS, _WEIGHT, -1.0)),
+    (ValueError, "chunk_size", lambda: gk.soft_embedding(_LOGITS, _WEIGHT, chunk_size=0)),
+    (TypeError, "hard must be a bool", lambda: gk.soft_embedding(_LOGITS, _WEIGHT, hard=1)),
+    (ValueError, "noise must be one of 'torch', 'portable'",
+     lambda: gk.soft_embedding(_LOGITS, _WEIGHT, noise="philox")),
+    (ValueError, "noise must be one of", lambda: soft_embedding_noise(_LOGITS, noise="philox")),
+    (ValueError, "top_k", lambda: gk.soft_embedding(_LOGITS, _WEIGHT, top_k=0)),
+    (ValueError, "top_p", lambda: gk.soft_embedding(_LOGITS, _WEIGHT, top_p=1.5)),
+    (TypeError, "min_p", lambda: gk.soft_embedding(_LOGITS, _WEIGHT, min_p="0.1")),
+    (ValueError, "NaN", lambda: gk.soft_embedding(torch.full((2, 5), math.nan), _WEIGHT)),
+]
+
+
+@pytest.mark.parametrize("error,message,call", BAD_CALLS, ids=[case[1] for case in BAD_CALLS])
+def test_bad_input_raises_naming_the_argument(error, message, call):
+    with pytest.raises(error, match=message):
+        call()
 
 
 @pytest.mark.parametrize("noise", NOISES)

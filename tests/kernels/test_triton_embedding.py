@@ -15,15 +15,17 @@ import torch
 
 import gumbelkit as gk
 from gumbelkit import embedding
-from gumbelkit.portable import portable_gumbel, portable_gumbel_max
+from gumbelkit.bench.vocab import saved_bytes
+from gumbelkit.portable import portable_gumbel
 from tests.kernels.conftest import KERNEL_DEVICE
-from tests.stats import assert_law, gen
+from tests.stats import gen
 from tests.test_embedding import (
     DTYPES,
     LAYOUTS,
     NOISES,
     RESTRICTIONS,
     check_against_the_composition,
+    check_hard_samples,
     check_restricted_support,
     seed_of,
 )
@@ -81,65 +83,47 @@ def test_gradcheck_in_float64(kernels, noise):
 
 @pytest.mark.parametrize("noise", NOISES)
 def test_hard_samples_are_the_gumbel_max_and_follow_softmax(kernels, monkeypatch, noise):
-    """4,000 rows of 6 categories: the sampled row of an identity table is the argmax of the
-    logits plus the noise (portable_gumbel_max's token with the portable noise), and the counts
-    pass a chi-square test against softmax(logits) at level 1e-4 (tests/stats.py)."""
-    monkeypatch.setattr(kernels, "BLOCK_R", 512)  # few programs for the interpreter
-    probs_logits = torch.tensor([1.0, -0.5, 0.0, 2.0, -1.0, 0.5])
-    logits = probs_logits.expand(4000, 6).to(KERNEL_DEVICE)
-    table = torch.eye(6, device=KERNEL_DEVICE)
-    drawn = embedding.soft_embedding_noise(logits, generator=gen(12), noise=noise)
-    for mode in ("st-gs", "reinmax"):
-        with torch.no_grad():  # no soft outputs are computed: the value alone
-            out = gk.soft_embedding(logits, table, 0.5, estimator=mode, generator=gen(12),
-                                    noise=noise)
-        assert torch.equal(out.sum(1), torch.ones(4000, device=KERNEL_DEVICE))
-        tokens = out.argmax(1)
-        assert torch.equal(tokens, (logits + drawn).argmax(1))
-        if noise == "portable":
-            assert torch.equal(tokens.cpu(), portable_gumbel_max(logits.cpu(), seed_of(12)))
-        assert_law(torch.bincount(tokens.cpu(), minlength=6), torch.softmax(probs_logits, 0))
+    """4,000 rows (tests/test_embedding.py's check_hard_samples), in few programs for the
+    interpreter."""
+    monkeypatch.setattr(kernels, "BLOCK_R", 512)
+    check_hard_samples(4000, noise, KERNEL_DEVICE)
 
 
 def test_the_noise_is_the_kernels_and_ignores_the_tiling(kernels, monkeypatch):
-    """soft_embedding_noise returns the noise the kernels add (the hard sample is its argmax,
-    and the soft sample its softmax) for both noises, whatever the tiles; the portable noise is
-    portable_gumbel's, bit for bit."""
+    """soft_embedding_noise returns the noise the kernels add (the soft sample is the softmax
+    of the logits plus it) for both noises, and other tiles give the same samples; the portable
+    noise is portable_gumbel's, bit for bit."""
     logits = torch.randn(5, 40, generator=gen(20)).to(KERNEL_DEVICE)
     weight = torch.randn(40, 3, generator=gen(21)).to(KERNEL_DEVICE)
+
+    def sample(noise):
+        return gk.soft_embedding(logits, weight, 0.5, generator=gen(22), noise=noise)
+
+    small_tiles = {}
     for noise in NOISES:
         drawn = embedding.soft_embedding_noise(logits, generator=gen(22), noise=noise)
         if noise == "portable":
             assert torch.equal(drawn.cpu(), portable_gumbel((5, 40), seed_of(22)))
-        soft = gk.soft_embedding(logits, weight, 0.5, generator=gen(22), noise=noise)
+        small_tiles[noise] = sample(noise)
         ref = torch.softmax((logits + drawn) / 0.5, -1) @ weight
-        assert torch.allclose(soft, ref, rtol=1e-5, atol=1e-6)
-        monkeypatch.setattr(kernels, "BLOCK_V", 32)
-        monkeypatch.setattr(kernels, "TILE_V", 64)
-        assert torch.allclose(gk.soft_embedding(logits, weight, 0.5, generator=gen(22),
-                                                noise=noise), soft, rtol=1e-6, atol=1e-7)
-        monkeypatch.setattr(kernels, "BLOCK_V", 16)
-        monkeypatch.setattr(kernels, "TILE_V", 16)
+        assert torch.allclose(small_tiles[noise], ref, rtol=1e-5, atol=1e-6)
+    monkeypatch.setattr(kernels, "BLOCK_V", 32)
+    monkeypatch.setattr(kernels, "TILE_V", 64)
+    for noise in NOISES:
+        assert torch.allclose(sample(noise), small_tiles[noise], rtol=1e-6, atol=1e-7)
 
 
 def test_memory_held_for_backward_is_rows_by_d(kernels):
-    """What the Triton path keeps for backward besides the inputs: the soft output (rows x d,
-    float32), and per row its shift, log-sum-exp and 1 / tau's input (the floored tau)."""
+    """What the Triton path keeps for backward besides the inputs (bench vocab's saved_bytes):
+    the soft output (rows x d, float32), and per row its shift, log-sum-exp and 1 / tau's input
+    (the floored tau)."""
     rows, size, width = 8, 40, 3
     logits = torch.randn(rows, size, generator=gen(9)).to(KERNEL_DEVICE).requires_grad_(True)
     weight = torch.randn(size, width, generator=gen(10)).to(KERNEL_DEVICE).requires_grad_(True)
     tau = torch.full((rows, 1), 0.5, device=KERNEL_DEVICE, requires_grad=True)
-    inputs = {logits.data_ptr(), weight.data_ptr()}
-    saved = []
-
-    def pack(tensor):
-        if tensor.data_ptr() not in inputs:
-            saved.append(tensor.numel() * tensor.element_size())
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        gk.soft_embedding(logits, weight, tau, generator=gen(11)).sum().backward()
-    assert sum(saved) <= 4 * (rows * width + 4 * rows)
+    held = saved_bytes(lambda: gk.soft_embedding(logits, weight, tau, generator=gen(11)),
+                       (logits, weight))
+    assert 4 * rows * width <= held <= 4 * (rows * width + 4 * rows)
 
 
 @pytest.mark.parametrize("noise", NOISES)
