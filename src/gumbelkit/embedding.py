@@ -161,7 +161,8 @@ def _fused(logits: torch.Tensor, weight: torch.Tensor, tau: float | torch.Tensor
     """The soft embedding ``(rows, d)`` through :class:`_SoftEmbedding`."""
     need_grad = torch.is_grad_enabled() and any(
         isinstance(t, torch.Tensor) and t.requires_grad for t in (logits, weight, tau))
-    floor = restriction_floor(_rows(logits, dim), *restriction)
+    floor = (None if restriction == (None, None, None)  # _rows copies logits not categories-last
+             else restriction_floor(_rows(logits, dim), *restriction))
     return _SoftEmbedding.apply(logits, weight, tau, floor, dim, mode, noise,
                                 _seed(generator, logits.device), chunk, need_grad)
 
@@ -209,9 +210,16 @@ def soft_embedding_noise(
     chunk_size = check_count(chunk_size, "chunk_size")
     x = _rows(logits.detach(), dim)
     noise, seed = _check_noise(noise), _seed(generator, logits.device)
-    out = (_triton_kernels().drawn_noise(x, noise, seed) if _on_triton(x) and not portable()
-           else _chunked_noise(x, noise, seed, chunk_size))
+    out = _call_noise(x, noise, seed, chunk_size, _on_triton(x) and not portable())
     return out.reshape(logits.movedim(dim, -1).shape).movedim(-1, dim)
+
+
+def _call_noise(x: torch.Tensor, noise: str, seed: int, chunk: int, triton: bool) -> torch.Tensor:
+    """The noise ``(rows, V)`` of a call with ``seed``: the Triton kernels' where ``triton``,
+    else the chunked passes'."""
+    if triton:
+        return _triton_kernels().drawn_noise(x, noise, seed)
+    return _chunked_noise(x, noise, seed, chunk)
 
 
 def _chunked_noise(x: torch.Tensor, noise: str, seed: int, chunk: int) -> torch.Tensor:
@@ -456,9 +464,7 @@ def _differentiable_gradients(ctx, logits: torch.Tensor, weight: torch.Tensor,
     x = upcast(_rows(logits, ctx.dim))
     if floor is not None:
         x = x.masked_fill(x.detach() < floor[:, None], -math.inf)
-    rows = x.detach()
-    drawn = (_triton_kernels().drawn_noise(rows.contiguous(), ctx.noise, ctx.seed) if ctx.triton
-             else _chunked_noise(rows, ctx.noise, ctx.seed, ctx.chunk))
+    drawn = _call_noise(x.detach(), ctx.noise, ctx.seed, ctx.chunk, ctx.triton)
     out = _plain(x, weight, tau, ctx.mode, drawn)
     wanted = [t for t, need in zip((logits, weight, tau), needs, strict=True) if need]
     grads = iter(torch.autograd.grad(out, wanted, upcast(grad), create_graph=True,

@@ -116,15 +116,13 @@ def restricted(
 
 def restriction_floor(
     rows: torch.Tensor, top_k: int | None, top_p: float | None, min_p: float | None
-) -> torch.Tensor | None:
+) -> torch.Tensor:
     """The smallest kept logit of each of the ``(n, V)`` logits' rows under the checked
-    options, in the compute dtype (None when no rule is given): each rule keeps an upper set
+    options (at least one rule given), in the compute dtype: each rule keeps an upper set
     of a row's logits (the largest, a probability or a ratio to the maximum at least a bound,
     each monotone in the logit), so :func:`restricted`'s kept set is exactly ``{x >= floor}``
     (in the compute dtype). Computed over blocks of rows of at most :data:`FLOOR_BLOCK` entries,
     so that no temporary of the logits' size is made: n numbers stand for the whole mask."""
-    if top_k is None and top_p is None and min_p is None:
-        return None
     n, size = rows.shape
     floor = rows.new_empty(n, dtype=upcast(rows[:0]).dtype)
     step = max(1, FLOOR_BLOCK // max(size, 1))

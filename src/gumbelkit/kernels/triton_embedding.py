@@ -273,14 +273,13 @@ class _Call:
         self.x, self.shift = x, shift
         self.restricted = floor is not None
         self.floor = floor if floor is not None else shift
-        self.n, self.size = x.shape
         dtype = compute_dtype(x)
         self.per_row = isinstance(tau, torch.Tensor)
         self.scale = (1 / tau.detach().to(dtype) if self.per_row
                       else torch.full((1,), 1 / tau, dtype=dtype, device=x.device))
         self.seed = torch.tensor([seed], dtype=torch.int64, device=x.device)
         self.noise = NOISES[noise]
-        self.states = (portable.row_states(seed, torch.arange(self.n, device=x.device))
+        self.states = (portable.row_states(seed, torch.arange(x.shape[0], device=x.device))
                        if noise == "portable" else self.seed)
 
     def inputs(self) -> tuple:
